@@ -1,0 +1,233 @@
+using System;
+using System.Collections.Generic;
+using NetDsl.Generator.Shapes;
+
+namespace NetDsl.Generator.Graph;
+
+/// <summary>
+/// Reverse-mode autodiff at compile time. Walking the forward graph backwards, each operation's gradient rule
+/// (below, one per op) adds the steps that carry d(loss)/d(output) to its inputs and parameters. The first
+/// contribution to a gradient buffer overwrites it and later ones (fan-out, a layer applied twice) add to it,
+/// so no buffer is ever zeroed. Inputs never get gradients, and nothing is computed for tensors that do not
+/// depend on a parameter. Gradients that pass through unchanged (bias, reshape, the sum of a residual) share
+/// their buffer instead of being copied.
+/// </summary>
+internal sealed partial class ScheduleBuilder
+{
+    private readonly int[] _grad;
+    private readonly int[] _paramGrad;
+    private readonly HashSet<int> _written = new();
+
+    private void Backward()
+    {
+        int outputGrad = NewBuffer(BufferKind.OutputGrad, "outputGradient", _graph[_graph.Output].Elements, -1, "d(loss)/d(output)");
+        _grad[_graph.Output] = outputGrad;
+        _written.Add(outputGrad);
+        for (int p = 0; p < _graph.Params.Count; p++)
+            _paramGrad[p] = NewBuffer(BufferKind.ParamGrad, "grad_" + _graph.Params[p].Identifier, 0, p, "d " + _graph.Params[p].Name);
+
+        for (int id = _graph.Nodes.Count - 1; id >= 0; id--)
+        {
+            var node = _graph[id];
+            if (!_alive[id] || !_requiresGrad[id] || _grad[id] < 0) continue;
+            Differentiate(node);
+        }
+    }
+
+    // ---- gradient rules, one per op ------------------------------------------------------------------------
+
+    private void Differentiate(Node node)
+    {
+        int dy = _grad[node.Id];
+        int y = _value[node.Id];
+        int xNode = node.Inputs.Length > 0 ? node.Inputs[0] : -1;
+        int x = xNode >= 0 ? _value[xNode] : -1;
+        switch (node.Op)
+        {
+            case OpKind.MatMul:
+                {
+                    var (rows, k) = MatrixOf(_graph[xNode].Shape);
+                    int n = node.Shape[node.Shape.Length - 1];
+                    string w = _graph.Params[node.Param].Name;
+                    Contribute(node, xNode, (dx, acc) => new GemmStep
+                    {
+                        M = Extent.Batch(rows), N = Extent.Fixed(k), K = Extent.Fixed(n), A = dy, B = _param[node.Param], C = dx, Accumulate = acc,
+                        Comment = $"d{node.Label} input: d{ShapeMath.WithBatch(node.Shape)}·{w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
+                    });
+                    ContributeParam(node, node.Param, (dw, acc) => new GemmStep
+                    {
+                        TransA = true, M = Extent.Fixed(n), N = Extent.Fixed(k), K = Extent.Batch(rows), A = dy, B = x, C = dw, Accumulate = acc,
+                        Comment = $"d{w}: d{ShapeMath.WithBatch(node.Shape)}ᵀ·{ShapeMath.WithBatch(_graph[xNode].Shape)} → {ShapeMath.PerSample(_graph.Params[node.Param].Shape)}",
+                    });
+                    break;
+                }
+            case OpKind.BiasAdd:
+                {
+                    int axis = node.Axis;
+                    var (outer, channels, inner) = AxisView(node.Shape, axis);
+                    ContributeParam(node, node.Param, (db, acc) => new BiasGradStep
+                    {
+                        Outer = outer, Channels = channels, Inner = inner, In = dy, Out = db, Accumulate = acc,
+                        Comment = $"d{_graph.Params[node.Param].Name}: sum of d{ShapeMath.WithBatch(node.Shape)} over all but dim {axis + 1}",
+                    });
+                    PassThrough(node, xNode, dy);
+                    break;
+                }
+            case OpKind.Conv2d:
+                {
+                    var g = Window(node);
+                    string w = _graph.Params[node.Param].Name;
+                    Contribute(node, xNode, (dx, acc) => new ConvStep
+                    {
+                        Pass = ConvPass.BackwardData, Geometry = g, In = dy, In2 = _param[node.Param], Out = dx, Accumulate = acc,
+                        Comment = $"d{node.Label} input: transposed conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
+                    });
+                    ContributeParam(node, node.Param, (dw, acc) => new ConvStep
+                    {
+                        Pass = ConvPass.BackwardWeight, Geometry = g, In = x, In2 = dy, Out = dw, Accumulate = acc,
+                        Comment = $"d{w}: correlate {ShapeMath.WithBatch(_graph[xNode].Shape)} with d{ShapeMath.WithBatch(node.Shape)} → {ShapeMath.PerSample(_graph.Params[node.Param].Shape)}",
+                    });
+                    break;
+                }
+            case OpKind.MaxPool2d:
+            case OpKind.AvgPool2d:
+                {
+                    bool max = node.Op == OpKind.MaxPool2d;
+                    Contribute(node, xNode, (dx, acc) => new PoolStep
+                    {
+                        Max = max, Backward = true, Geometry = Window(node), In = dy, Out = dx, Index = max ? _index[node.Id] : -1, Accumulate = acc,
+                        Comment = $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} → {ShapeMath.WithBatch(_graph[xNode].Shape)}" + (max ? " through the recorded max positions" : " spread evenly"),
+                    });
+                    break;
+                }
+            case OpKind.Reshape:
+                PassThrough(node, xNode, dy);
+                break;
+            case OpKind.Softmax:
+            case OpKind.LogSoftmax:
+                {
+                    var (outer, n, inner) = AxisView(node.Shape, node.Axis);
+                    Contribute(node, xNode, (dx, acc) => new SoftmaxStep
+                    {
+                        Log = node.Op == OpKind.LogSoftmax, Backward = true, Outer = outer, N = n, Inner = inner, In = y, InGrad = dy, Out = dx, Accumulate = acc,
+                        Comment = $"d{node.Label}: from its output {ShapeMath.WithBatch(node.Shape)}",
+                    });
+                    break;
+                }
+            case OpKind.Concat:
+                {
+                    var (outer, wholeN, inner) = AxisView(node.Shape, node.Axis);
+                    int offset = 0;
+                    foreach (int part in node.Inputs)
+                    {
+                        int partN = _graph[part].Shape[node.Axis], at = offset;
+                        Contribute(node, part, (dp, acc) => new SliceCopyStep
+                        {
+                            Backward = true, Outer = outer, PartN = partN, WholeN = wholeN, Offset = at, Inner = inner, Part = dp, Whole = dy, Accumulate = acc,
+                            Comment = $"d{node.Label}: dim {node.Axis + 1} [{at}, {at + partN}) of d{ShapeMath.WithBatch(node.Shape)} → d{_graph[part].Label}",
+                        });
+                        offset += partN;
+                    }
+                    break;
+                }
+            case OpKind.Add:
+                PassThrough(node, node.Inputs[0], dy);
+                PassThrough(node, node.Inputs[1], dy);
+                break;
+            case OpKind.Mul:
+                {
+                    int a = node.Inputs[0], b = node.Inputs[1];
+                    ContributeElementwise(node, a, $"d{node.Label} left: d{ShapeMath.WithBatch(node.Shape)} * {_graph[b].Label}",
+                        s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.Load, buffer: dy)), s.Emit(new EInstr(EOp.Load, buffer: _value[b])))));
+                    ContributeElementwise(node, b, $"d{node.Label} right: d{ShapeMath.WithBatch(node.Shape)} * {_graph[a].Label}",
+                        s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.Load, buffer: dy)), s.Emit(new EInstr(EOp.Load, buffer: _value[a])))));
+                    break;
+                }
+            case OpKind.Relu:
+                ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} where the output is positive",
+                    s => s.Emit(new EInstr(EOp.PositiveMask, s.Emit(new EInstr(EOp.Load, buffer: y)), s.Emit(new EInstr(EOp.Load, buffer: dy)))));
+                break;
+            case OpKind.LeakyRelu:
+                {
+                    // With a positive slope the output's sign equals the input's, so the output (kept anyway) serves.
+                    int sign = node.Alpha > 0 ? y : x;
+                    ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)}, scaled by {Invariant.Format(node.Alpha)} where the input is not positive",
+                        s => s.Emit(new EInstr(EOp.LeakyMask, s.Emit(new EInstr(EOp.Load, buffer: sign)), s.Emit(new EInstr(EOp.Load, buffer: dy)), value: node.Alpha)));
+                    break;
+                }
+            case OpKind.Sigmoid:
+                ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} * y(1 - y)",
+                    s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.SigmoidGrad, s.Emit(new EInstr(EOp.Load, buffer: y)))), s.Emit(new EInstr(EOp.Load, buffer: dy)))));
+                break;
+            case OpKind.Tanh:
+                ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} * (1 - y²)",
+                    s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.TanhGrad, s.Emit(new EInstr(EOp.Load, buffer: y)))), s.Emit(new EInstr(EOp.Load, buffer: dy)))));
+                break;
+            case OpKind.Gelu:
+                ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} * GELU'(x)",
+                    s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.GeluGrad, s.Emit(new EInstr(EOp.Load, buffer: x)))), s.Emit(new EInstr(EOp.Load, buffer: dy)))));
+                break;
+            case OpKind.Dropout:
+                ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} * the forward mask (recomputed from the step's seed)",
+                    s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.Load, buffer: dy)), s.Emit(new EInstr(EOp.DropoutScale, value: node.Alpha) { Seed = node.Id }))));
+                break;
+            case OpKind.Input:
+                break;
+            default:
+                throw new InvalidOperationException("No gradient rule for " + node.Op);
+        }
+    }
+
+    // ---- contributions -------------------------------------------------------------------------------------
+
+    /// <summary>Adds a step that writes (first time) or adds (later) a contribution to <paramref name="target"/>'s gradient.</summary>
+    private void Contribute(Node node, int target, Func<int, bool, Step> build)
+    {
+        if (!_requiresGrad[target]) return;
+        if (_grad[target] < 0)
+            _grad[target] = NewBuffer(BufferKind.Activation, "d_" + _graph[target].Name, _graph[target].Elements, -1, "d " + Display(_graph[target]) + " " + ShapeMath.WithBatch(_graph[target].Shape));
+        int buffer = _grad[target];
+        bool accumulate = !_written.Add(buffer);
+        Add(node, build(buffer, accumulate));
+    }
+
+    private void ContributeParam(Node node, int param, Func<int, bool, Step> build)
+    {
+        int buffer = _paramGrad[param];
+        bool accumulate = !_written.Add(buffer);
+        Add(node, build(buffer, accumulate));
+    }
+
+    /// <summary>An elementwise contribution: <paramref name="value"/> emits the gradient's register.</summary>
+    private void ContributeElementwise(Node node, int target, string comment, Func<ElementwiseStep, int> value)
+    {
+        Contribute(node, target, (dx, accumulate) =>
+        {
+            var step = new ElementwiseStep { PerSample = (int)_graph[target].Elements, Comment = comment };
+            int r = value(step);
+            if (accumulate) r = step.Emit(new EInstr(EOp.Add, step.Emit(new EInstr(EOp.Load, buffer: dx)), r));
+            step.Emit(new EInstr(EOp.Store, r, buffer: dx));
+            return step;
+        });
+    }
+
+    /// <summary>
+    /// The gradient passes through unchanged: share <paramref name="dy"/> when <paramref name="target"/> has no
+    /// other consumer, else add it like any contribution.
+    /// </summary>
+    private void PassThrough(Node node, int target, int dy)
+    {
+        if (!_requiresGrad[target]) return;
+        if (_consumers[target] == 1 && _grad[target] < 0)
+        {
+            _grad[target] = dy;
+            return;
+        }
+        ContributeElementwise(node, target, $"d{Display(_graph[target])} += d{Display(node)}",
+            s => s.Emit(new EInstr(EOp.Load, buffer: dy)));
+    }
+
+    /// <summary>How comments name a node: its label, or for a layer's bias, the layer.</summary>
+    private static string Display(Node node)
+        => node.Label.Length > 0 ? node.Label : node.Layer.Length > 0 ? node.Layer + " (with bias)" : node.Name;
+}

@@ -1,0 +1,167 @@
+using System.Linq;
+using NetDsl.Generator.Graph;
+using NetDsl.Generator.Memory;
+using NetDsl.Generator.Model;
+using NetDsl.Generator.Shapes;
+
+namespace NetDsl.Generator.Emit;
+
+/// <summary>Writes the generated half of a network class: one file per network, meant to be read.</summary>
+internal static class NetworkEmitter
+{
+    public const string GeneratorName = "NetDsl.Generator";
+    public const string GeneratorVersion = "0.1.0";
+
+    public static string Emit(NetworkSpec spec, NetworkGraph graph, Schedule training, MemoryPlan trainingPlan, Schedule inference, MemoryPlan inferencePlan)
+    {
+        var summary = Summary.Build(graph, trainingPlan, inferencePlan, training.Steps.Count, inference.Steps.Count);
+        string t = graph.ElementType;
+        string name = Names.Identifier(spec.Name);
+        var w = new CodeWriter();
+        Header(spec, w);
+
+        // ---- the class and its summary
+        w.Line("/// <summary>");
+        w.Line($"/// <para><c>{Names.Xml(spec.Name)}</c>: a NetDsl network compiled for {t} (batch-first, as in PyTorch; B is the batch).</para>");
+        w.Line("/// <code>");
+        foreach (var line in summary.Table()) w.Line("/// " + Names.Xml(line));
+        w.Line("///");
+        long bytes = summary.ElementBytes;
+        w.Line($"/// parameters:              {Invariant.Grouped(summary.Parameters)} ({Invariant.Grouped(summary.Parameters * bytes)} bytes)");
+        w.Line($"/// forward FLOPs per sample: {Invariant.Grouped(summary.FlopsPerSample)}");
+        w.Line($"/// activations per sample:  training {Invariant.Grouped(trainingPlan.ActivationsPerSample * bytes + trainingPlan.IndicesPerSample * 4L)} bytes (planned; {Invariant.Grouped(trainingPlan.UnplannedPerSample * bytes + trainingPlan.IndicesPerSample * 4L)} without sharing), inference {Invariant.Grouped(inferencePlan.ActivationsPerSample * bytes)} bytes");
+        w.Line($"/// im2col scratch:          {Invariant.Grouped(trainingPlan.Scratch * bytes)} bytes");
+        w.Line($"/// steps:                   training {summary.TrainingSteps} (forward {training.ForwardSteps}, backward {training.Steps.Count - training.ForwardSteps}), inference {summary.InferenceSteps}");
+        w.Line("/// </code>");
+        w.Line("/// </summary>");
+        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.Quote(GeneratorName)}, {Names.Quote(GeneratorVersion)})]");
+        w.Open($"partial class {name} : global::NetDsl.Runtime.CompiledNetwork<{t}>");
+
+        // ---- public constants
+        var input = graph[graph.Input];
+        var output = graph[graph.Output];
+        w.Line($"/// <summary>Elements of one input sample, {ShapeMath.PerSample(input.Shape)}.</summary>");
+        w.Line($"public const int InputSize = {Invariant.Format(input.Elements)};");
+        w.Line($"/// <summary>Elements of one output sample, {ShapeMath.PerSample(output.Shape)}.</summary>");
+        w.Line($"public const int OutputSize = {Invariant.Format(output.Elements)};");
+        w.Line("/// <summary>Trainable parameters.</summary>");
+        w.Line($"public const int ParameterCount = {Invariant.Format(summary.Parameters)};");
+        w.Line("/// <summary>Bytes of all parameters.</summary>");
+        w.Line($"public const long ParameterBytes = {Invariant.Format(summary.Parameters * bytes)};");
+        w.Line("/// <summary>Forward FLOPs of one sample (2 per multiply-add).</summary>");
+        w.Line($"public const long FlopsPerSample = {Invariant.Format(summary.FlopsPerSample)};");
+        w.Line("/// <summary>Bytes of planned activation and index memory per sample of a trainer's batch capacity.</summary>");
+        w.Line($"public const long TrainingBytesPerSample = {Invariant.Format(trainingPlan.ActivationsPerSample * bytes + trainingPlan.IndicesPerSample * 4L)};");
+        w.Line("/// <summary>Bytes of planned activation memory per sample for inference.</summary>");
+        w.Line($"public const long InferenceBytesPerSample = {Invariant.Format(inferencePlan.ActivationsPerSample * bytes)};");
+        w.Line("/// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>");
+        w.Line($"public const int TrainingStepCount = {Invariant.Format(summary.TrainingSteps)};");
+        w.Line($"/// <summary>The per-sample input shape, {ShapeMath.PerSample(input.Shape)}.</summary>");
+        w.Line($"public static global::System.ReadOnlySpan<int> InputShape => [{string.Join(", ", input.Shape.Select(Invariant.Format))}];");
+        w.Line($"/// <summary>The per-sample output shape, {ShapeMath.PerSample(output.Shape)}.</summary>");
+        w.Line($"public static global::System.ReadOnlySpan<int> OutputShape => [{string.Join(", ", output.Shape.Select(Invariant.Format))}];");
+        w.Line();
+
+        // ---- construction
+        w.Line("private static readonly global::NetDsl.Runtime.NetworkDescription s_description = new(");
+        w.Indent();
+        w.Line($"{Names.Quote(spec.Name)},");
+        w.Line($"[{string.Join(", ", input.Shape.Select(Invariant.Format))}],");
+        w.Line($"[{string.Join(", ", output.Shape.Select(Invariant.Format))}],");
+        w.Line("[");
+        w.Indent();
+        foreach (var p in graph.Params)
+            w.Line($"new({Names.Quote(p.Name)}, Layout.{Names.Identifier(p.Identifier)}, [{string.Join(", ", p.Shape.Select(Invariant.Format))}], global::NetDsl.Runtime.ParameterInit.Uniform, {Invariant.Format(p.Bound)}),");
+        w.Outdent();
+        w.Line("],");
+        w.Line($"new global::NetDsl.Runtime.MemoryPlanSizes({Invariant.Format(trainingPlan.ActivationsPerSample)}, {Invariant.Format(trainingPlan.IndicesPerSample)}, {Invariant.Format(trainingPlan.Scratch)}),");
+        w.Line($"new global::NetDsl.Runtime.MemoryPlanSizes({Invariant.Format(inferencePlan.ActivationsPerSample)}, {Invariant.Format(inferencePlan.IndicesPerSample)}, {Invariant.Format(inferencePlan.Scratch)}));");
+        w.Outdent();
+        w.Line();
+        w.Line("/// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name=\"seed\"/>.</summary>");
+        w.Line($"public {name}(int seed = 0) : base(s_description, seed)");
+        w.Open().Close();
+        w.Line();
+
+        // ---- the three compiled schedules
+        string span = $"global::System.Span<{t}>", ro = $"global::System.ReadOnlySpan<{t}>", ws = $"global::NetDsl.Runtime.Workspace<{t}>";
+        w.Line("/// <inheritdoc />");
+        w.Open($"protected override void ForwardTraining({ro} input, {span} output, {ws} workspace, int batch)");
+        CpuEmitter.EmitBody(graph, training, "Layout.Training", 0, training.ForwardSteps, backward: false, w);
+        w.Close();
+        w.Line();
+        w.Line("/// <inheritdoc />");
+        w.Open($"protected override void Backward({ro} input, {ro} output, {ro} outputGradient, {ws} workspace, int batch)");
+        CpuEmitter.EmitBody(graph, training, "Layout.Training", training.ForwardSteps, training.Steps.Count, backward: true, w);
+        w.Close();
+        w.Line();
+        w.Line("/// <inheritdoc />");
+        w.Open($"protected override void ForwardInference({ro} input, {span} output, {ws} workspace, int batch)");
+        CpuEmitter.EmitBody(graph, inference, "Layout.Inference", 0, inference.Steps.Count, backward: false, w);
+        w.Close();
+        w.Line();
+
+        // ---- layout constants
+        w.Line("/// <summary>Where every tensor lives: parameter offsets, and arena offsets in elements per sample of capacity.</summary>");
+        w.Open("private static class Layout");
+        foreach (var p in graph.Params)
+            w.Line($"public const int {Names.Identifier(p.Identifier)} = {Invariant.Format(p.Offset)}; // {p.Name} {ShapeMath.PerSample(p.Shape)}");
+        PlanClass("Training", training, w);
+        PlanClass("Inference", inference, w);
+        w.Close();
+        w.Close();
+        return w.ToString();
+    }
+
+    private static void PlanClass(string name, Schedule schedule, CodeWriter w)
+    {
+        var planned = schedule.Buffers.Where(b => b.IsPlanned && b.Offset >= 0).OrderBy(b => b.Kind).ThenBy(b => b.Offset).ThenBy(b => b.Id).ToList();
+        w.Line();
+        w.Open($"public static class {name}");
+        foreach (var b in planned)
+            w.Line($"public const int {Names.Identifier(b.Name)} = {Invariant.Format(b.Offset)}; // {(b.Kind == BufferKind.Index ? "index arena: " : "")}{b.Comment}, {Invariant.Format(b.PerSample)} per sample");
+        w.Close();
+    }
+
+    /// <summary>
+    /// The stand-in for a network with errors: the base class and constructor keep the rest of the project
+    /// compiling (so the NDSL errors are the ones you see); it cannot run.
+    /// </summary>
+    public static string EmitStandIn(NetworkSpec spec)
+    {
+        string t = spec.ElementType;
+        string name = Names.Identifier(spec.Name);
+        var w = new CodeWriter();
+        Header(spec, w);
+        w.Line($"/// <summary><c>{Names.Xml(spec.Name)}</c> has NetDsl errors (see the NDSL diagnostics), so it was not compiled.</summary>");
+        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.Quote(GeneratorName)}, {Names.Quote(GeneratorVersion)})]");
+        w.Open($"partial class {name} : global::NetDsl.Runtime.CompiledNetwork<{t}>");
+        w.Line("/// <summary>Throws: the network did not compile.</summary>");
+        w.Line($"public {name}(int seed = 0) : base(global::NetDsl.Runtime.NetworkStandIn.Fail({Names.Quote(spec.FullName)}), seed)");
+        w.Open().Close();
+        string span = $"global::System.Span<{t}>", ro = $"global::System.ReadOnlySpan<{t}>", ws = $"global::NetDsl.Runtime.Workspace<{t}>";
+        string fail = $" => throw global::NetDsl.Runtime.NetworkStandIn.Error({Names.Quote(spec.FullName)});";
+        w.Line($"/// <inheritdoc />");
+        w.Line($"protected override void ForwardTraining({ro} input, {span} output, {ws} workspace, int batch){fail}");
+        w.Line($"/// <inheritdoc />");
+        w.Line($"protected override void Backward({ro} input, {ro} output, {ro} outputGradient, {ws} workspace, int batch){fail}");
+        w.Line($"/// <inheritdoc />");
+        w.Line($"protected override void ForwardInference({ro} input, {span} output, {ws} workspace, int batch){fail}");
+        w.Close();
+        return w.ToString();
+    }
+
+    private static void Header(NetworkSpec spec, CodeWriter w)
+    {
+        w.Line("// <auto-generated/>");
+        w.Line($"// Generated by {GeneratorName} {GeneratorVersion} from the [Network] class {spec.FullName}.");
+        w.Line("// Change that class and rebuild: edits here are overwritten.");
+        w.Line("#nullable enable");
+        w.Line();
+        if (spec.Namespace.Length > 0)
+        {
+            w.Line($"namespace {spec.Namespace};");
+            w.Line();
+        }
+    }
+}

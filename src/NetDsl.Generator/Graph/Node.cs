@@ -1,0 +1,148 @@
+using System.Collections.Generic;
+
+namespace NetDsl.Generator.Graph;
+
+/// <summary>
+/// The closed set of primitive operations. Layers lower onto these (Linear is MatMul + BiasAdd, Conv2d is
+/// Conv2d + BiasAdd), and each has one shape rule (Shapes/ShapeRules), one forward rule
+/// (Graph/ForwardRules) and one gradient rule (Autodiff/GradientRules).
+/// </summary>
+internal enum OpKind
+{
+    Input,
+    MatMul,
+    BiasAdd,
+    Conv2d,
+    MaxPool2d,
+    AvgPool2d,
+    Reshape,
+    Relu,
+    LeakyRelu,
+    Sigmoid,
+    Tanh,
+    Gelu,
+    Softmax,
+    LogSoftmax,
+    Dropout,
+    Add,
+    Mul,
+    Concat,
+}
+
+/// <summary>A node of the forward graph: one primitive operation producing one tensor of a fixed per-sample shape.</summary>
+internal sealed class Node
+{
+    public Node(int id, OpKind op, int[] inputs, int[] shape, string label, string layer, int spanId)
+    {
+        Id = id;
+        Op = op;
+        Inputs = inputs;
+        Shape = shape;
+        Label = label;
+        Layer = layer;
+        SpanId = spanId;
+    }
+
+    public int Id { get; }
+
+    public OpKind Op { get; }
+
+    public int[] Inputs { get; }
+
+    /// <summary>Per-sample shape: the batch dimension is implicit.</summary>
+    public int[] Shape { get; }
+
+    /// <summary>What the user wrote, for messages and comments: <c>conv1</c>, <c>relu</c>, <c>max_pool2d(2)</c>.</summary>
+    public string Label { get; }
+
+    /// <summary>The layer this node belongs to, or empty.</summary>
+    public string Layer { get; }
+
+    public int SpanId { get; }
+
+    /// <summary>A unique C# identifier for the node's buffers.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>The parameter read by the op (MatMul/Conv2d weight, BiasAdd bias), or -1.</summary>
+    public int Param { get; set; } = -1;
+
+    /// <summary>The axis the op works along, per sample (BiasAdd channels, Softmax, Concat).</summary>
+    public int Axis { get; set; }
+
+    public int Kernel { get; set; }
+
+    public int Stride { get; set; }
+
+    public int Padding { get; set; }
+
+    /// <summary>LeakyRelu's negative slope, or Dropout's probability.</summary>
+    public double Alpha { get; set; }
+
+    public long Elements => Shapes.ShapeMath.Product(Shape);
+}
+
+/// <summary>A parameter tensor in the flat parameter buffer.</summary>
+internal sealed class ParamTensor
+{
+    public ParamTensor(string name, string layer, int[] shape, double bound)
+    {
+        Name = name;
+        Layer = layer;
+        Shape = shape;
+        Bound = bound;
+    }
+
+    /// <summary>The state_dict name: <c>conv1.weight</c>.</summary>
+    public string Name { get; }
+
+    public string Layer { get; }
+
+    public int[] Shape { get; }
+
+    public double Bound { get; }
+
+    public int Offset { get; set; }
+
+    public int Length => (int)Shapes.ShapeMath.Product(Shape);
+
+    /// <summary>The C# identifier: <c>conv1_weight</c>.</summary>
+    public string Identifier => Name.Replace('.', '_');
+}
+
+/// <summary>The forward graph of a network, nodes in topological (definition) order.</summary>
+internal sealed class NetworkGraph
+{
+    public NetworkGraph(string name, string elementType, List<Node> nodes, List<ParamTensor> parameters, int input, int output)
+    {
+        Name = name;
+        ElementType = elementType;
+        Nodes = nodes;
+        Params = parameters;
+        Input = input;
+        Output = output;
+    }
+
+    public string Name { get; }
+
+    public string ElementType { get; }
+
+    public List<Node> Nodes { get; }
+
+    public List<ParamTensor> Params { get; }
+
+    public int Input { get; }
+
+    public int Output { get; }
+
+    public Node this[int id] => Nodes[id];
+
+    public int ParameterCount
+    {
+        get
+        {
+            int n = 0;
+            foreach (var p in Params) n += p.Length;
+            return n;
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using NetDsl.Generator.Diagnostics;
+using NetDsl.Generator.Emit;
+using NetDsl.Generator.Fusion;
+using NetDsl.Generator.Graph;
+using NetDsl.Generator.Memory;
+using NetDsl.Generator.Model;
+
+namespace NetDsl.Generator;
+
+/// <summary>The generated file of one network: what the generator adds, keyed by a stable hint name.</summary>
+internal sealed record GeneratedNetwork(string HintName, string Source, string? InternalError);
+
+/// <summary>
+/// The pure part of the compiler, from spec to source, in pipeline order: lower and infer shapes, build the
+/// training and inference schedules (reverse-mode autodiff for training), fuse, plan memory, emit.
+/// No Roslyn types are involved, so every phase can be unit-tested directly.
+/// </summary>
+internal static class NetworkCompiler
+{
+    public static GeneratedNetwork Generate(NetworkSpec spec, CancellationToken ct)
+    {
+        string hint = spec.FullName + ".g.cs";
+        if (!spec.CanEmit) return new GeneratedNetwork(hint, "", null);
+        try
+        {
+            var (graph, _) = Lowering.Lower(spec);
+            ct.ThrowIfCancellationRequested();
+            if (graph is null) return new GeneratedNetwork(hint, NetworkEmitter.EmitStandIn(spec), null);
+            var compiled = Compile(graph, ct);
+            return new GeneratedNetwork(hint, NetworkEmitter.Emit(spec, graph, compiled.Training, compiled.TrainingPlan, compiled.Inference, compiled.InferencePlan), null);
+        }
+        catch (OperationCanceledException)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            return new GeneratedNetwork(hint, NetworkEmitter.EmitStandIn(spec), ex.GetType().Name + ": " + ex.Message);
+        }
+    }
+
+    /// <summary>Every diagnostic of a network: parsing, shapes, and (as NDSL0900) any failure of the later phases.</summary>
+    public static List<DiagnosticInfo> Diagnose(NetworkSpec spec, CancellationToken ct)
+    {
+        var (graph, diagnostics) = Lowering.Lower(spec);
+        if (graph is null) return diagnostics;
+        try
+        {
+            Compile(graph, ct);
+        }
+        catch (OperationCanceledException)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(Descriptors.InternalError.Id, 0, spec.Name, ex.GetType().Name + ": " + ex.Message));
+        }
+        return diagnostics;
+    }
+
+    public static CompiledNetwork Compile(NetworkGraph graph, CancellationToken ct)
+    {
+        var training = ScheduleBuilder.Build(graph, ScheduleMode.Training);
+        ElementwiseFusion.Run(training);
+        var trainingPlan = LivenessPlanner.Plan(training);
+        ct.ThrowIfCancellationRequested();
+        var inference = ScheduleBuilder.Build(graph, ScheduleMode.Inference);
+        ElementwiseFusion.Run(inference);
+        var inferencePlan = LivenessPlanner.Plan(inference);
+        return new CompiledNetwork(training, trainingPlan, inference, inferencePlan);
+    }
+}
+
+/// <summary>The schedules and memory plans of a network.</summary>
+internal sealed record CompiledNetwork(Schedule Training, MemoryPlan TrainingPlan, Schedule Inference, MemoryPlan InferencePlan);

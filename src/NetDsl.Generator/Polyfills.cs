@@ -1,0 +1,5 @@
+// Language features used by this netstandard2.0 assembly that its framework does not declare.
+namespace System.Runtime.CompilerServices
+{
+    internal static class IsExternalInit { }
+}

@@ -1,0 +1,131 @@
+using System;
+using System.ComponentModel;
+using System.Numerics;
+using System.Threading;
+
+namespace NetDsl.Runtime;
+
+/// <summary>
+/// The runtime half of every <c>[Network]</c> class: the generator derives the class from this type and
+/// overrides the three compiled schedules (training forward, backward, inference forward). This base owns the
+/// flat parameter buffer (state_dict order), initialization, <see cref="Predict"/> and trainers.
+/// </summary>
+/// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
+public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly T[] _parameters;
+    private Workspace<T>? _inferenceWorkspace;
+
+    /// <summary>Creates the network and initializes its parameters from <paramref name="seed"/>.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    protected CompiledNetwork(NetworkDescription description, int seed)
+    {
+        Description = description ?? throw new ArgumentNullException(nameof(description));
+        _parameters = new T[description.ParameterCount];
+        InitializeParameters(seed);
+    }
+
+    /// <summary>Sizes, parameters and memory plans of this network, as computed at build time.</summary>
+    public NetworkDescription Description { get; }
+
+    /// <summary>All parameters in one flat buffer, tensor after tensor in state_dict order.</summary>
+    public Span<T> ParameterData => _parameters;
+
+    /// <summary>The elements of one parameter tensor by its state_dict name (<c>fc1.weight</c>).</summary>
+    public Span<T> Parameter(string name)
+    {
+        var info = Description.FindParameter(name)
+            ?? throw new ArgumentException($"{Description.Name} has no parameter named '{name}'. Its parameters are: {string.Join(", ", ParameterNames())}.", nameof(name));
+        return _parameters.AsSpan(info.Offset, info.Length);
+    }
+
+    /// <summary>
+    /// Re-initializes every parameter the way PyTorch initializes the same layers (uniform on
+    /// <c>±1/√fan_in</c> for Linear and Conv2d), from a counter-based stream per tensor, so the result depends
+    /// only on the seed.
+    /// </summary>
+    public void InitializeParameters(int seed)
+    {
+        var ps = Description.Parameters;
+        for (int t = 0; t < ps.Count; t++)
+        {
+            var p = ps[t];
+            Span<T> dst = _parameters.AsSpan(p.Offset, p.Length);
+            switch (p.Init)
+            {
+                case ParameterInit.Zeros: dst.Clear(); break;
+                case ParameterInit.Ones: dst.Fill(T.One); break;
+                default:
+                    ulong key = CounterRandom.Derive((ulong)(uint)seed, (ulong)t);
+                    for (int i = 0; i < dst.Length; i++)
+                        dst[i] = T.CreateTruncating((2 * CounterRandom.Uniform(key, (ulong)i) - 1) * p.Bound);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs inference (dropout off) on a batch: <paramref name="input"/> holds whole samples of
+    /// <see cref="NetworkDescription.InputSize"/> elements, <paramref name="output"/> receives
+    /// <see cref="NetworkDescription.OutputSize"/> elements per sample. Thread-safe; no allocation once the
+    /// network has seen a batch this large.
+    /// </summary>
+    public void Predict(ReadOnlySpan<T> input, Span<T> output)
+    {
+        int batch = BatchOf(input, nameof(input));
+        int need = batch * Description.OutputSize;
+        if (output.Length != need)
+            throw new ArgumentException($"The output span has {output.Length} elements; a batch of {batch} needs {need} ({batch} × {Description.OutputSize}).", nameof(output));
+        var ws = Interlocked.Exchange(ref _inferenceWorkspace, null);
+        if (ws is null || ws.Capacity < batch)
+            ws = new Workspace<T>(Description.InferencePlan, batch, 0);
+        ForwardInference(input, output, ws, batch);
+        Interlocked.CompareExchange(ref _inferenceWorkspace, ws, null);
+    }
+
+    /// <summary>
+    /// Creates a trainer that runs forward, loss, backward and the optimizer update for batches of up to
+    /// <paramref name="batchSize"/> samples (a shorter last batch is fine). All its memory is allocated here.
+    /// </summary>
+    public Trainer<T> CreateTrainer(Optimizer optimizer, Loss loss, int batchSize, int seed = 0)
+        => new(this, optimizer, loss, batchSize, seed);
+
+    /// <summary>The number of whole samples in <paramref name="input"/>, or an exception naming the expected size.</summary>
+    internal int BatchOf(ReadOnlySpan<T> input, string paramName)
+    {
+        int size = Description.InputSize;
+        if (input.Length == 0 || input.Length % size != 0)
+            throw new ArgumentException(
+                $"The input has {input.Length} elements; expected a positive multiple of {size} (one sample is [{string.Join(", ", Description.InputShape)}]).",
+                paramName);
+        return input.Length / size;
+    }
+
+    private string[] ParameterNames()
+    {
+        var names = new string[Description.Parameters.Count];
+        for (int i = 0; i < names.Length; i++) names[i] = Description.Parameters[i].Name;
+        return names;
+    }
+
+    /// <summary>The compiled training forward pass: keeps what the backward pass needs in the workspace.</summary>
+    protected internal abstract void ForwardTraining(ReadOnlySpan<T> input, Span<T> output, Workspace<T> workspace, int batch);
+
+    /// <summary>The compiled backward pass: writes parameter gradients into <see cref="Workspace{T}.Gradients"/>.</summary>
+    protected internal abstract void Backward(ReadOnlySpan<T> input, ReadOnlySpan<T> output, ReadOnlySpan<T> outputGradient, Workspace<T> workspace, int batch);
+
+    /// <summary>The compiled inference forward pass (dropout off, nothing kept).</summary>
+    protected internal abstract void ForwardInference(ReadOnlySpan<T> input, Span<T> output, Workspace<T> workspace, int batch);
+}
+
+/// <summary>Used by the stand-in the generator emits for a network with NetDsl errors.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public static class NetworkStandIn
+{
+    /// <summary>Throws <see cref="Error"/>; typed so a constructor can call it where a description is expected.</summary>
+    public static NetworkDescription Fail(string network) => throw Error(network);
+
+    /// <summary>The exception a stand-in throws.</summary>
+    public static InvalidOperationException Error(string network) => new(
+        $"{network} has NetDsl errors (NDSL diagnostics), so it was not compiled and cannot run. Fix the errors and rebuild.");
+}

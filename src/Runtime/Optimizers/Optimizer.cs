@@ -1,0 +1,53 @@
+using System;
+using System.Numerics;
+
+namespace NetDsl.Runtime;
+
+/// <summary>
+/// An optimizer's settings. A trainer creates the optimizer's state (momentum buffers, moment estimates)
+/// over the network's flat parameter buffer, so one update is one pass over three or four flat arrays.
+/// The update rules follow PyTorch's <c>torch.optim</c> exactly, including where weight decay enters.
+/// </summary>
+public abstract class Optimizer
+{
+    private double _learningRate;
+
+    private protected Optimizer(double learningRate, double weightDecay)
+    {
+        LearningRate = learningRate;
+        if (!(weightDecay >= 0) || double.IsInfinity(weightDecay))
+            throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "Weight decay must be a finite number >= 0.");
+        WeightDecay = weightDecay;
+    }
+
+    /// <summary>The learning rate; schedules change it between steps.</summary>
+    public double LearningRate
+    {
+        get => _learningRate;
+        set
+        {
+            if (!(value >= 0) || double.IsInfinity(value))
+                throw new ArgumentOutOfRangeException(nameof(LearningRate), value, "The learning rate must be a finite number >= 0.");
+            _learningRate = value;
+        }
+    }
+
+    /// <summary>The weight decay coefficient.</summary>
+    public double WeightDecay { get; }
+
+    /// <summary>Creates this optimizer's state for <paramref name="parameterCount"/> parameters.</summary>
+    public abstract OptimizerState<T> CreateState<T>(int parameterCount) where T : unmanaged, IFloatingPointIeee754<T>;
+}
+
+/// <summary>The mutable state of an optimizer over one flat parameter buffer.</summary>
+public abstract class OptimizerState<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>Number of updates applied so far.</summary>
+    public long StepCount { get; protected set; }
+
+    /// <summary>Applies one update to <paramref name="parameters"/> from <paramref name="gradients"/>.</summary>
+    public abstract void Step(Span<T> parameters, ReadOnlySpan<T> gradients);
+
+    /// <summary>The named state buffers (for checkpoints), e.g. <c>exp_avg</c>.</summary>
+    public abstract (string Name, T[] Values)[] Buffers { get; }
+}

@@ -1,0 +1,120 @@
+using System;
+using System.Collections.Generic;
+
+namespace NetDsl.Runtime;
+
+/// <summary>How a parameter tensor is initialized.</summary>
+public enum ParameterInit
+{
+    /// <summary>Uniform on <c>[-Bound, Bound]</c>: PyTorch's default for Linear and Conv2d weights and biases.</summary>
+    Uniform = 0,
+
+    /// <summary>All zeros.</summary>
+    Zeros = 1,
+
+    /// <summary>All ones.</summary>
+    Ones = 2,
+}
+
+/// <summary>One named parameter tensor inside a network's flat parameter buffer.</summary>
+/// <param name="Name">PyTorch state_dict name, e.g. <c>conv1.weight</c>.</param>
+/// <param name="Offset">First element in the flat buffer.</param>
+/// <param name="Shape">PyTorch shape, e.g. <c>[32, 3, 3, 3]</c>.</param>
+/// <param name="Init">The initializer.</param>
+/// <param name="Bound">The bound for <see cref="ParameterInit.Uniform"/>.</param>
+public sealed record ParameterInfo(string Name, int Offset, int[] Shape, ParameterInit Init, double Bound)
+{
+    /// <summary>Number of elements.</summary>
+    public int Length
+    {
+        get
+        {
+            int n = 1;
+            foreach (int d in Shape) n *= d;
+            return n;
+        }
+    }
+
+    /// <summary>The shape as PyTorch prints it, e.g. <c>[32, 3, 3, 3]</c>.</summary>
+    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+}
+
+/// <summary>
+/// What the generator knows about a network, as data: sizes, parameters and the memory plan.
+/// Generated classes build one instance, once, and hand it to the runtime.
+/// </summary>
+public sealed class NetworkDescription
+{
+    /// <summary>Creates a description. Called by generated code.</summary>
+    public NetworkDescription(
+        string name,
+        int[] inputShape,
+        int[] outputShape,
+        IReadOnlyList<ParameterInfo> parameters,
+        MemoryPlanSizes trainingPlan,
+        MemoryPlanSizes inferencePlan)
+    {
+        Name = name;
+        InputShape = inputShape;
+        OutputShape = outputShape;
+        Parameters = parameters;
+        TrainingPlan = trainingPlan;
+        InferencePlan = inferencePlan;
+        InputSize = Product(inputShape);
+        OutputSize = Product(outputShape);
+        int count = 0;
+        foreach (var p in parameters) count = Math.Max(count, p.Offset + p.Length);
+        ParameterCount = count;
+    }
+
+    /// <summary>The network's class name.</summary>
+    public string Name { get; }
+
+    /// <summary>Per-sample input shape (without the batch).</summary>
+    public int[] InputShape { get; }
+
+    /// <summary>Per-sample output shape (without the batch).</summary>
+    public int[] OutputShape { get; }
+
+    /// <summary>Elements per input sample.</summary>
+    public int InputSize { get; }
+
+    /// <summary>Elements per output sample.</summary>
+    public int OutputSize { get; }
+
+    /// <summary>Total number of parameter elements.</summary>
+    public int ParameterCount { get; }
+
+    /// <summary>The parameter tensors in state_dict order.</summary>
+    public IReadOnlyList<ParameterInfo> Parameters { get; }
+
+    /// <summary>Buffer sizes of the training schedule (forward + backward).</summary>
+    public MemoryPlanSizes TrainingPlan { get; }
+
+    /// <summary>Buffer sizes of the inference schedule (forward only).</summary>
+    public MemoryPlanSizes InferencePlan { get; }
+
+    /// <summary>Finds a parameter by its state_dict name.</summary>
+    public ParameterInfo? FindParameter(string name)
+    {
+        foreach (var p in Parameters)
+            if (p.Name == name) return p;
+        return null;
+    }
+
+    private static int Product(int[] shape)
+    {
+        int n = 1;
+        foreach (int d in shape) n *= d;
+        return n;
+    }
+}
+
+/// <summary>
+/// Sizes of the buffers a schedule needs, computed by the generator's liveness-based memory plan.
+/// Activation and index arenas scale with the batch capacity; scratch does not.
+/// </summary>
+/// <param name="ActivationsPerSample">Elements of the activation arena per sample of batch capacity.</param>
+/// <param name="IndicesPerSample">Ints of the index arena (max-pool positions) per sample.</param>
+/// <param name="Scratch">Elements of fixed scratch space (im2col columns), independent of the batch.</param>
+public readonly record struct MemoryPlanSizes(int ActivationsPerSample, int IndicesPerSample, int Scratch);

@@ -1,0 +1,59 @@
+using System;
+using System.Numerics;
+
+namespace NetDsl.Runtime;
+
+/// <summary>
+/// The memory one schedule of a network runs in, allocated once for a batch capacity: the activation arena
+/// (buffers placed by the generator's memory plan), the index arena (max-pool positions), im2col scratch,
+/// and, for training, the gradient buffer laid out like the parameters. Generated code slices these at
+/// constant offsets; nothing is allocated while a step runs.
+/// </summary>
+public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly T[] _activations;
+    private readonly int[] _indices;
+    private readonly T[] _scratch;
+    private readonly T[] _gradients;
+
+    /// <summary>Allocates a workspace for <paramref name="capacity"/> samples per batch.</summary>
+    public Workspace(MemoryPlanSizes plan, int capacity, int gradientCount)
+    {
+        if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "The batch capacity must be at least 1.");
+        Capacity = capacity;
+        Plan = plan;
+        _activations = new T[checked((long)plan.ActivationsPerSample * capacity)];
+        _indices = new int[checked((long)plan.IndicesPerSample * capacity)];
+        _scratch = new T[plan.Scratch];
+        _gradients = new T[gradientCount];
+    }
+
+    /// <summary>The largest batch this workspace can run.</summary>
+    public int Capacity { get; }
+
+    /// <summary>The plan the workspace was sized by.</summary>
+    public MemoryPlanSizes Plan { get; }
+
+    /// <summary>The activation arena.</summary>
+    public Span<T> Activations => _activations;
+
+    /// <summary>The index arena.</summary>
+    public Span<int> Indices => _indices;
+
+    /// <summary>Scratch space for im2col columns.</summary>
+    public Span<T> Scratch => _scratch;
+
+    /// <summary>Parameter gradients, in the parameters' layout (empty for inference workspaces).</summary>
+    public Span<T> Gradients => _gradients;
+
+    /// <summary>
+    /// Seed for the dropout masks of the current step. Masks come from a counter-based hash of
+    /// (seed, element index), so the backward pass recomputes them instead of storing them, and the result
+    /// does not depend on the number of threads.
+    /// </summary>
+    public ulong DropoutSeed { get; set; }
+
+    /// <summary>Total bytes this workspace holds.</summary>
+    public long Bytes => (long)(_activations.Length + _scratch.Length + _gradients.Length) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>()
+                         + (long)_indices.Length * sizeof(int);
+}
