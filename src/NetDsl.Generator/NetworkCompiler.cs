@@ -46,11 +46,11 @@ internal static class NetworkCompiler
     /// <summary>Every diagnostic of a network: parsing, shapes, and (as NDSL0900) any failure of the later phases.</summary>
     public static List<DiagnosticInfo> Diagnose(NetworkSpec spec, CancellationToken ct)
     {
-        var (graph, diagnostics) = Lowering.Lower(spec);
-        if (graph is null) return diagnostics;
         try
         {
-            Compile(graph, ct);
+            var (graph, diagnostics) = Lowering.Lower(spec);
+            if (graph is not null) Compile(graph, ct);
+            return diagnostics;
         }
         catch (OperationCanceledException)
         {
@@ -58,9 +58,10 @@ internal static class NetworkCompiler
         }
         catch (Exception ex)
         {
+            var diagnostics = spec.Diagnostics.ToList();
             diagnostics.Add(DiagnosticInfo.Create(Descriptors.InternalError.Id, 0, spec.Name, ex.GetType().Name + ": " + ex.Message));
+            return diagnostics;
         }
-        return diagnostics;
     }
 
     public static CompiledNetwork Compile(NetworkGraph graph, CancellationToken ct)

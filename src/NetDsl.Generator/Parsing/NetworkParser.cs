@@ -273,7 +273,6 @@ internal sealed class NetworkParser
                 ok = false;
             }
             if (ok) inputs.Add(new InputSpec(p.Name, dims.ToEquatableArray(), span));
-            break; // one input
         }
     }
 
