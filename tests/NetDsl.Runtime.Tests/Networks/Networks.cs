@@ -1,0 +1,227 @@
+using NetDsl;
+
+namespace NetDsl.Runtime.Tests.Networks;
+
+// Small networks exercising every operation. Each op sits between layers, so gradients flow into and out of
+// it and its backward pass is checked through the parameters' gradients. The build also compiles this file in
+// double precision (namespace ...Networks.F64) for finite-difference checks.
+
+[Network]
+public partial class LinearNet
+{
+    readonly Linear fc = new(5, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc.Apply(x);
+}
+
+[Network]
+public partial class LinearNoBiasSequenceNet
+{
+    readonly Linear fc = new(4, 3, bias: false);
+    readonly Linear head = new(3, 2);
+    Tensor Forward([Shape(3, 4)] Tensor x) => Flatten(head.Apply(Tanh(fc.Apply(x))));
+}
+
+[Network]
+public partial class ConvNet
+{
+    readonly Conv2d conv = new(2, 3, kernel: 3, stride: 2, padding: 1);
+    readonly Linear fc = new(3 * 4 * 4, 4);
+    Tensor Forward([Shape(2, 7, 7)] Tensor x) => fc.Apply(Flatten(conv.Apply(x)));
+}
+
+[Network]
+public partial class ConvChainNet
+{
+    readonly Conv2d conv1 = new(2, 3, kernel: 3, padding: 1);
+    readonly Conv2d conv2 = new(3, 2, kernel: 2);
+    readonly Linear fc = new(2 * 4 * 4, 3);
+    Tensor Forward([Shape(2, 5, 5)] Tensor x) => fc.Apply(Flatten(conv2.Apply(Tanh(conv1.Apply(x)))));
+}
+
+[Network]
+public partial class MaxPoolNet
+{
+    readonly Conv2d conv = new(2, 3, kernel: 3, padding: 1);
+    readonly Linear fc = new(27, 4);
+    Tensor Forward([Shape(2, 6, 6)] Tensor x) => fc.Apply(Flatten(MaxPool2d(conv.Apply(x), 2)));
+}
+
+[Network]
+public partial class MaxPoolOverlapNet
+{
+    readonly Conv2d conv = new(2, 3, kernel: 3, padding: 1);
+    readonly Linear fc = new(27, 4);
+    Tensor Forward([Shape(2, 5, 5)] Tensor x) => fc.Apply(Flatten(MaxPool2d(conv.Apply(x), 3, stride: 2, padding: 1)));
+}
+
+[Network]
+public partial class AvgPoolNet
+{
+    readonly Conv2d conv = new(2, 3, kernel: 3, padding: 1);
+    readonly Linear fc = new(27, 4);
+    Tensor Forward([Shape(2, 6, 6)] Tensor x) => fc.Apply(Flatten(AvgPool2d(conv.Apply(x), 3, stride: 2, padding: 1)));
+}
+
+[Network]
+public partial class ReshapeNet
+{
+    readonly Linear up = new(6, 12);
+    readonly Conv2d conv = new(3, 2, kernel: 1);
+    readonly Linear fc = new(8, 3);
+    Tensor Forward([Shape(6)] Tensor x) => fc.Apply(Flatten(conv.Apply(Reshape(up.Apply(x), 3, 2, -1))));
+}
+
+[Network]
+public partial class ReluNet
+{
+    readonly Linear fc1 = new(5, 6);
+    readonly Linear fc2 = new(6, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc2.Apply(Relu(fc1.Apply(x)));
+}
+
+[Network]
+public partial class LeakyReluNet
+{
+    readonly Linear fc1 = new(5, 6);
+    readonly Linear fc2 = new(6, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc2.Apply(LeakyRelu(fc1.Apply(x), 0.1f));
+}
+
+[Network]
+public partial class SigmoidNet
+{
+    readonly Linear fc1 = new(5, 6);
+    readonly Linear fc2 = new(6, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc2.Apply(Sigmoid(fc1.Apply(x)));
+}
+
+[Network]
+public partial class TanhNet
+{
+    readonly Linear fc1 = new(5, 6);
+    readonly Linear fc2 = new(6, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc2.Apply(Tanh(fc1.Apply(x)));
+}
+
+[Network]
+public partial class GeluNet
+{
+    readonly Linear fc1 = new(5, 6);
+    readonly Linear fc2 = new(6, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc2.Apply(Gelu(fc1.Apply(x)));
+}
+
+[Network]
+public partial class SoftmaxNet
+{
+    readonly Linear fc1 = new(5, 6);
+    readonly Linear fc2 = new(6, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc2.Apply(Softmax(fc1.Apply(x)));
+}
+
+[Network]
+public partial class LogSoftmaxNet
+{
+    readonly Linear fc1 = new(5, 6);
+    readonly Linear fc2 = new(6, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc2.Apply(LogSoftmax(fc1.Apply(x), dim: 1));
+}
+
+[Network]
+public partial class ChannelSoftmaxNet
+{
+    readonly Conv2d conv = new(2, 3, kernel: 1);
+    readonly Linear fc = new(27, 4);
+    Tensor Forward([Shape(2, 3, 3)] Tensor x) => fc.Apply(Flatten(Softmax(conv.Apply(x), dim: 1)));
+}
+
+[Network]
+public partial class DropoutNet
+{
+    readonly Linear fc = new(6, 5);
+    Tensor Forward([Shape(6)] Tensor x) => Dropout(fc.Apply(x), 0.4f);
+}
+
+[Network]
+public partial class DropoutDeepNet
+{
+    readonly Linear fc1 = new(6, 8);
+    readonly Linear fc2 = new(8, 3);
+    Tensor Forward([Shape(6)] Tensor x) => fc2.Apply(Dropout(Relu(fc1.Apply(x)), 0.3f));
+}
+
+[Network]
+public partial class ResidualNet
+{
+    readonly Linear fc1 = new(5, 5);
+    readonly Linear fc2 = new(5, 3);
+
+    Tensor Forward([Shape(5)] Tensor x)
+    {
+        var h = fc1.Apply(x);
+        var y = Relu(h) + h;
+        return fc2.Apply(y);
+    }
+}
+
+[Network]
+public partial class MultiplyNet
+{
+    readonly Linear value = new(5, 4);
+    readonly Linear gate = new(5, 4);
+    readonly Linear fc = new(4, 3);
+    Tensor Forward([Shape(5)] Tensor x) => fc.Apply(value.Apply(x) * Sigmoid(gate.Apply(x)));
+}
+
+[Network]
+public partial class ConcatNet
+{
+    readonly Linear a = new(5, 3);
+    readonly Linear b = new(5, 2);
+    readonly Linear fc = new(5, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc.Apply(Concat([a.Apply(x), Tanh(b.Apply(x))], dim: 1));
+}
+
+[Network]
+public partial class ChannelConcatNet
+{
+    readonly Conv2d a = new(2, 2, kernel: 3, padding: 1);
+    readonly Conv2d b = new(2, 1, kernel: 1);
+    readonly Linear fc = new(3 * 4 * 4, 3);
+    Tensor Forward([Shape(2, 4, 4)] Tensor x) => fc.Apply(Flatten(Concat([a.Apply(x), Relu(b.Apply(x))], dim: 1)));
+}
+
+[Network]
+public partial class SharedWeightsNet
+{
+    readonly Linear fc = new(4, 4);
+    readonly Linear head = new(4, 2);
+    Tensor Forward([Shape(4)] Tensor x) => head.Apply(fc.Apply(Tanh(fc.Apply(x))));
+}
+
+[Network]
+public partial class Mlp
+{
+    readonly Linear fc1 = new(20, 16);
+    readonly Linear fc2 = new(16, 8);
+    readonly Linear fc3 = new(8, 4);
+    Tensor Forward([Shape(20)] Tensor x) => fc3.Apply(Relu(fc2.Apply(Relu(fc1.Apply(x)))));
+}
+
+/// <summary>The reference article's CNN, corrected: 64x8x8 features reach fc1.</summary>
+[Network]
+public partial class SeedCnn
+{
+    readonly Conv2d conv1 = new(3, 32, kernel: 3, padding: 1);
+    readonly Conv2d conv2 = new(32, 64, kernel: 3, padding: 1);
+    readonly Linear fc1 = new(64 * 8 * 8, 128);
+    readonly Linear fc2 = new(128, 10);
+
+    Tensor Forward([Shape(3, 32, 32)] Tensor x)
+    {
+        x = MaxPool2d(Relu(conv1.Apply(x)), 2);
+        x = MaxPool2d(Relu(conv2.Apply(x)), 2);
+        x = Relu(fc1.Apply(Flatten(x)));
+        return fc2.Apply(x);
+    }
+}
