@@ -1,0 +1,111 @@
+using System;
+using System.Linq;
+using NetDsl.Runtime.Tests.Networks;
+using NetDsl.Runtime.Tests.Support;
+using Xunit;
+
+namespace NetDsl.Runtime.Tests;
+
+/// <summary>The batch is a runtime value up to a capacity; initialization follows PyTorch; bad calls say what was expected.</summary>
+public class TrainerTests
+{
+    [Fact]
+    public void AShortLastBatchEqualsTheSameSamplesAlone()
+    {
+        var a = new Mlp(1);
+        var b = new Mlp(1);
+        var x = Numerics.Uniform<float>(10 * 20, seed: 3);
+        var labels = Numerics.Labels(10, 4, seed: 4);
+        using var big = a.CreateTrainer(new Sgd(lr: 0.1), Loss.CrossEntropy, batchSize: 64);
+        using var exact = b.CreateTrainer(new Sgd(lr: 0.1), Loss.CrossEntropy, batchSize: 10);
+        float la = big.Step(x, labels);
+        float lb = exact.Step(x, labels);
+        Assert.Equal(lb, la);
+        Assert.True(a.ParameterData.SequenceEqual(b.ParameterData));
+    }
+
+    [Fact]
+    public void TrainsAtBatch64AndPredictsAtBatch1WithTheSameNetwork()
+    {
+        var net = new Mlp(2);
+        using var trainer = net.CreateTrainer(new Adam(lr: 1e-2), Loss.CrossEntropy, batchSize: 64);
+        var x = Numerics.Uniform<float>(64 * 20, seed: 5);
+        var labels = Numerics.Labels(64, 4, seed: 6);
+        float first = trainer.Step(x, labels);
+        float last = first;
+        for (int i = 0; i < 100; i++) last = trainer.Step(x, labels);
+        Assert.True(last < first * 0.5f, $"loss went from {first} to {last}");
+        var one = new float[4];
+        net.Predict(x.AsSpan(0, 20), one);
+        var rows = new float[64 * 4];
+        net.Predict(x, rows);
+        Assert.Equal(rows.AsSpan(0, 4).ToArray(), one);
+    }
+
+    [Fact]
+    public void InitializationFollowsPyTorchDefaultsAndIsSeeded()
+    {
+        var net = new SeedCnn(42);
+        foreach (var p in net.Description.Parameters)
+        {
+            double fanIn = p.Shape.Length == 1 ? net.Description.Parameters.First(w => w.Name == p.Name.Replace(".bias", ".weight")).Shape.Skip(1).Aggregate(1, (x, y) => x * y)
+                                               : p.Shape.Skip(1).Aggregate(1, (x, y) => x * y);
+            double bound = 1 / Math.Sqrt(fanIn);
+            Assert.Equal(bound, p.Bound, 12);
+            var values = net.Parameter(p.Name).ToArray();
+            Assert.All(values, v => Assert.InRange(v, -bound, bound));
+            if (values.Length >= 10000)
+            {
+                // U(-b, b) has mean 0 and variance b²/3.
+                double mean = values.Average(v => (double)v), variance = values.Average(v => (v - mean) * (v - mean));
+                Assert.InRange(mean, -0.02 * bound, 0.02 * bound);
+                Assert.InRange(variance, 0.97 * bound * bound / 3, 1.03 * bound * bound / 3);
+            }
+        }
+        Assert.True(new SeedCnn(42).ParameterData.SequenceEqual(net.ParameterData));
+        Assert.False(new SeedCnn(43).ParameterData.SequenceEqual(net.ParameterData));
+    }
+
+    [Fact]
+    public void BadBatchesAreRejectedWithTheExpectedSizes()
+    {
+        var net = new Mlp(1);
+        using var trainer = net.CreateTrainer(new Sgd(lr: 0.1), Loss.CrossEntropy, batchSize: 4);
+        var tooBig = new float[5 * 20];
+        var ex = Assert.Throws<ArgumentException>(() => trainer.Step(tooBig, new int[5]));
+        Assert.Contains("5 samples but this trainer was created for at most 4", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => trainer.Step(new float[21], new int[1]));
+        Assert.Contains("expected a positive multiple of 20", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => trainer.Step(new float[40], new int[3]));
+        Assert.Contains("3 labels for 2 samples", ex.Message);
+        var range = Assert.Throws<ArgumentOutOfRangeException>(() => trainer.Step(new float[40], new[] { 0, 4 }));
+        Assert.Contains("expected 0 to 3", range.Message);
+        ex = Assert.Throws<ArgumentException>(() => trainer.Step(new float[40], new float[8]));
+        Assert.Contains("takes integer class labels", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => net.Predict(new float[40], new float[7]));
+        Assert.Contains("a batch of 2 needs 8", ex.Message);
+    }
+
+    [Fact]
+    public void ADisposedTrainerRefusesWork()
+    {
+        var net = new Mlp(1);
+        var trainer = net.CreateTrainer(new Sgd(lr: 0.1), Loss.CrossEntropy, batchSize: 4);
+        trainer.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => trainer.Step(new float[20], new int[1]));
+    }
+
+    [Fact]
+    public void GradientsDoNotLeakBetweenSteps()
+    {
+        // Every gradient buffer is overwritten by its first contribution, so computing twice gives the same result.
+        var net = new SharedWeightsNet(1);
+        using var trainer = net.CreateTrainer(new Sgd(lr: 0), Loss.MeanSquaredError, batchSize: 3);
+        var x = Numerics.Uniform<float>(12, seed: 1);
+        var t = Numerics.Uniform<float>(6, seed: 2);
+        trainer.ComputeGradients(x, t);
+        var first = trainer.Gradients.ToArray();
+        trainer.ComputeGradients(x, t);
+        Assert.Equal(first, trainer.Gradients.ToArray());
+    }
+}
