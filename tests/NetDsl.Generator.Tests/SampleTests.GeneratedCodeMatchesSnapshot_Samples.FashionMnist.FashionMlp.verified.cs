@@ -76,13 +76,13 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 1. fc1: [B,784]·[256,784]ᵀ → [B,256]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 256, 784, input, parameters.Slice(Layout.fc1_weight, 200704), activations.Slice(Layout.Training.fc1 * capacity, batch * 256), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 256, 784, input, parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.fc1 * capacity, batch * Sizes.fc1), accumulate: false);
 
         // 2. fc1 bias: [B,256] + fc1.bias; relu: [B,256]
         {
-            var s0 = activations.Slice(Layout.Training.fc1 * capacity, batch * 256); // fc1 [B,256]
-            var s1 = parameters.Slice(Layout.fc1_bias, 256); // fc1.bias [256]
-            var s2 = activations.Slice(Layout.Training.relu * capacity, batch * 256); // relu [B,256]
+            var s0 = activations.Slice(Layout.Training.fc1 * capacity, batch * Sizes.fc1); // fc1 [B,256]
+            var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [256]
+            var s2 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,256]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 256; c++)
@@ -98,13 +98,13 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 3. fc2: [B,256]·[128,256]ᵀ → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Training.relu * capacity, batch * 256), parameters.Slice(Layout.fc2_weight, 32768), activations.Slice(Layout.Training.fc2 * capacity, batch * 128), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.fc2 * capacity, batch * Sizes.fc2), accumulate: false);
 
         // 4. fc2 bias: [B,128] + fc2.bias; relu: [B,128]
         {
-            var s0 = activations.Slice(Layout.Training.fc2 * capacity, batch * 128); // fc2 [B,128]
-            var s1 = parameters.Slice(Layout.fc2_bias, 128); // fc2.bias [128]
-            var s2 = activations.Slice(Layout.Training.relu_2 * capacity, batch * 128); // relu [B,128]
+            var s0 = activations.Slice(Layout.Training.fc2 * capacity, batch * Sizes.fc2); // fc2 [B,128]
+            var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [128]
+            var s2 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 128; c++)
@@ -120,12 +120,12 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 5. fc3: [B,128]·[10,128]ᵀ → [B,10]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_2 * capacity, batch * 128), parameters.Slice(Layout.fc3_weight, 1280), activations.Slice(Layout.Training.fc3 * capacity, batch * 10), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), activations.Slice(Layout.Training.fc3 * capacity, batch * Sizes.fc3), accumulate: false);
 
         // 6. fc3 bias: [B,10] + fc3.bias
         {
-            var s0 = activations.Slice(Layout.Training.fc3 * capacity, batch * 10); // fc3 [B,10]
-            var s1 = parameters.Slice(Layout.fc3_bias, 10); // fc3.bias [10]
+            var s0 = activations.Slice(Layout.Training.fc3 * capacity, batch * Sizes.fc3); // fc3 [B,10]
+            var s1 = parameters.Slice(Layout.fc3_bias, Layout.fc3_bias_length); // fc3.bias [10]
             var s2 = output; // output [B,10]
             for (int o = 0; o < batch; o++)
             {
@@ -150,20 +150,20 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 7. dfc3.bias: sum of d[B,10] over all but dim 1
-        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 10, 1, outputGradient, gradients.Slice(Layout.fc3_bias, 10), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 10, 1, outputGradient, gradients.Slice(Layout.fc3_bias, Layout.fc3_bias_length), accumulate: false);
 
         // 8. dfc3 input: d[B,10]·fc3.weight → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc3_weight, 1280), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * 128), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
 
         // 9. dfc3.weight: d[B,10]ᵀ·[B,128] → [10,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 10, 128, batch, outputGradient, activations.Slice(Layout.Training.relu_2 * capacity, batch * 128), gradients.Slice(Layout.fc3_weight, 1280), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 10, 128, batch, outputGradient, activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), gradients.Slice(Layout.fc3_weight, Layout.fc3_weight_length), accumulate: false);
 
         // 10. drelu: d[B,128] where the output is positive
         {
-            var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * 128); // relu [B,128]
-            var s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * 128); // d relu [B,128]
-            var s2 = activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * 128); // d fc2 (with bias) [B,128]
-            for (int i = 0; i < batch * 128; i++)
+            var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
+            var s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2); // d relu [B,128]
+            var s2 = activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias); // d fc2 (with bias) [B,128]
+            for (int i = 0; i < batch * Sizes.fc2_bias; i++)
             {
                 float r0 = s0[i];
                 float r1 = s1[i];
@@ -173,20 +173,20 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 11. dfc2.bias: sum of d[B,128] over all but dim 1
-        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 128, 1, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * 128), gradients.Slice(Layout.fc2_bias, 128), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 128, 1, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), gradients.Slice(Layout.fc2_bias, Layout.fc2_bias_length), accumulate: false);
 
         // 12. dfc2 input: d[B,128]·fc2.weight → [B,256]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 256, 128, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * 128), parameters.Slice(Layout.fc2_weight, 32768), activations.Slice(Layout.Training.d_relu * capacity, batch * 256), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 256, 128, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), accumulate: false);
 
         // 13. dfc2.weight: d[B,128]ᵀ·[B,256] → [128,256]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 256, batch, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * 128), activations.Slice(Layout.Training.relu * capacity, batch * 256), gradients.Slice(Layout.fc2_weight, 32768), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 256, batch, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), gradients.Slice(Layout.fc2_weight, Layout.fc2_weight_length), accumulate: false);
 
         // 14. drelu: d[B,256] where the output is positive
         {
-            var s0 = activations.Slice(Layout.Training.relu * capacity, batch * 256); // relu [B,256]
-            var s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * 256); // d relu [B,256]
-            var s2 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * 256); // d fc1 (with bias) [B,256]
-            for (int i = 0; i < batch * 256; i++)
+            var s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,256]
+            var s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu); // d relu [B,256]
+            var s2 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias); // d fc1 (with bias) [B,256]
+            for (int i = 0; i < batch * Sizes.fc1_bias; i++)
             {
                 float r0 = s0[i];
                 float r1 = s1[i];
@@ -196,10 +196,10 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 15. dfc1.bias: sum of d[B,256] over all but dim 1
-        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 256, 1, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * 256), gradients.Slice(Layout.fc1_bias, 256), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 256, 1, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), gradients.Slice(Layout.fc1_bias, Layout.fc1_bias_length), accumulate: false);
 
         // 16. dfc1.weight: d[B,256]ᵀ·[B,784] → [256,784]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 256, 784, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * 256), input, gradients.Slice(Layout.fc1_weight, 200704), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 256, 784, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), input, gradients.Slice(Layout.fc1_weight, Layout.fc1_weight_length), accumulate: false);
     }
 
     /// <inheritdoc />
@@ -210,13 +210,13 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 1. fc1: [B,784]·[256,784]ᵀ → [B,256]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 256, 784, input, parameters.Slice(Layout.fc1_weight, 200704), activations.Slice(Layout.Inference.fc1 * capacity, batch * 256), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 256, 784, input, parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.fc1 * capacity, batch * Sizes.fc1), accumulate: false);
 
         // 2. fc1 bias: [B,256] + fc1.bias; relu: [B,256]
         {
-            var s0 = activations.Slice(Layout.Inference.fc1 * capacity, batch * 256); // fc1 [B,256]
-            var s1 = parameters.Slice(Layout.fc1_bias, 256); // fc1.bias [256]
-            var s2 = activations.Slice(Layout.Inference.relu * capacity, batch * 256); // relu [B,256]
+            var s0 = activations.Slice(Layout.Inference.fc1 * capacity, batch * Sizes.fc1); // fc1 [B,256]
+            var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [256]
+            var s2 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu); // relu [B,256]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 256; c++)
@@ -232,13 +232,13 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 3. fc2: [B,256]·[128,256]ᵀ → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Inference.relu * capacity, batch * 256), parameters.Slice(Layout.fc2_weight, 32768), activations.Slice(Layout.Inference.fc2 * capacity, batch * 128), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Inference.fc2 * capacity, batch * Sizes.fc2), accumulate: false);
 
         // 4. fc2 bias: [B,128] + fc2.bias; relu: [B,128]
         {
-            var s0 = activations.Slice(Layout.Inference.fc2 * capacity, batch * 128); // fc2 [B,128]
-            var s1 = parameters.Slice(Layout.fc2_bias, 128); // fc2.bias [128]
-            var s2 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * 128); // relu [B,128]
+            var s0 = activations.Slice(Layout.Inference.fc2 * capacity, batch * Sizes.fc2); // fc2 [B,128]
+            var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [128]
+            var s2 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 128; c++)
@@ -254,12 +254,12 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 5. fc3: [B,128]·[10,128]ᵀ → [B,10]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_2 * capacity, batch * 128), parameters.Slice(Layout.fc3_weight, 1280), activations.Slice(Layout.Inference.fc3 * capacity, batch * 10), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), activations.Slice(Layout.Inference.fc3 * capacity, batch * Sizes.fc3), accumulate: false);
 
         // 6. fc3 bias: [B,10] + fc3.bias
         {
-            var s0 = activations.Slice(Layout.Inference.fc3 * capacity, batch * 10); // fc3 [B,10]
-            var s1 = parameters.Slice(Layout.fc3_bias, 10); // fc3.bias [10]
+            var s0 = activations.Slice(Layout.Inference.fc3 * capacity, batch * Sizes.fc3); // fc3 [B,10]
+            var s1 = parameters.Slice(Layout.fc3_bias, Layout.fc3_bias_length); // fc3.bias [10]
             var s2 = output; // output [B,10]
             for (int o = 0; o < batch; o++)
             {
@@ -279,11 +279,17 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
     private static class Layout
     {
         public const int fc1_weight = 0; // fc1.weight [256,784]
+        public const int fc1_weight_length = 200704;
         public const int fc1_bias = 200704; // fc1.bias [256]
+        public const int fc1_bias_length = 256;
         public const int fc2_weight = 200960; // fc2.weight [128,256]
+        public const int fc2_weight_length = 32768;
         public const int fc2_bias = 233728; // fc2.bias [128]
+        public const int fc2_bias_length = 128;
         public const int fc3_weight = 233856; // fc3.weight [10,128]
+        public const int fc3_weight_length = 1280;
         public const int fc3_bias = 235136; // fc3.bias [10]
+        public const int fc3_bias_length = 10;
 
         public static class Training
         {
@@ -306,5 +312,17 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
             public const int fc3 = 128; // fc3 [B,10], 10 per sample
             public const int fc2 = 256; // fc2 [B,128], 128 per sample
         }
+    }
+
+    /// <summary>Elements per sample of every tensor the schedules keep.</summary>
+    private static class Sizes
+    {
+        public const int fc1 = 256; // [256]
+        public const int fc1_bias = 256; // [256]
+        public const int relu = 256; // [256]
+        public const int fc2 = 128; // [128]
+        public const int fc2_bias = 128; // [128]
+        public const int relu_2 = 128; // [128]
+        public const int fc3 = 10; // [10]
     }
 }

@@ -67,12 +67,12 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 1. line: [B,1]·[1,1]ᵀ → [B,1]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, 1), activations.Slice(Layout.Training.line * capacity, batch * 1), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), activations.Slice(Layout.Training.line * capacity, batch * Sizes.line), accumulate: false);
 
         // 2. line bias: [B,1] + line.bias
         {
-            var s0 = activations.Slice(Layout.Training.line * capacity, batch * 1); // line [B,1]
-            var s1 = parameters.Slice(Layout.line_bias, 1); // line.bias [1]
+            var s0 = activations.Slice(Layout.Training.line * capacity, batch * Sizes.line); // line [B,1]
+            var s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length); // line.bias [1]
             var s2 = output; // output [B,1]
             for (int o = 0; o < batch; o++)
             {
@@ -94,10 +94,10 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> gradients = workspace.Gradients;
 
         // 3. dline.bias: sum of d[B,1] over all but dim 1
-        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 1, 1, outputGradient, gradients.Slice(Layout.line_bias, 1), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 1, 1, outputGradient, gradients.Slice(Layout.line_bias, Layout.line_bias_length), accumulate: false);
 
         // 4. dline.weight: d[B,1]ᵀ·[B,1] → [1,1]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 1, 1, batch, outputGradient, input, gradients.Slice(Layout.line_weight, 1), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 1, 1, batch, outputGradient, input, gradients.Slice(Layout.line_weight, Layout.line_weight_length), accumulate: false);
     }
 
     /// <inheritdoc />
@@ -108,12 +108,12 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 1. line: [B,1]·[1,1]ᵀ → [B,1]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, 1), activations.Slice(Layout.Inference.line * capacity, batch * 1), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), activations.Slice(Layout.Inference.line * capacity, batch * Sizes.line), accumulate: false);
 
         // 2. line bias: [B,1] + line.bias
         {
-            var s0 = activations.Slice(Layout.Inference.line * capacity, batch * 1); // line [B,1]
-            var s1 = parameters.Slice(Layout.line_bias, 1); // line.bias [1]
+            var s0 = activations.Slice(Layout.Inference.line * capacity, batch * Sizes.line); // line [B,1]
+            var s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length); // line.bias [1]
             var s2 = output; // output [B,1]
             for (int o = 0; o < batch; o++)
             {
@@ -133,7 +133,9 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
     private static class Layout
     {
         public const int line_weight = 0; // line.weight [1,1]
+        public const int line_weight_length = 1;
         public const int line_bias = 1; // line.bias [1]
+        public const int line_bias_length = 1;
 
         public static class Training
         {
@@ -144,5 +146,11 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             public const int line = 0; // line [B,1], 1 per sample
         }
+    }
+
+    /// <summary>Elements per sample of every tensor the schedules keep.</summary>
+    private static class Sizes
+    {
+        public const int line = 1; // [1]
     }
 }

@@ -84,13 +84,13 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 1. conv1: conv [B,3,32,32] * [32,3,3,3] → [B,32,32,32] (stride 1, padding 1)
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, 864), activations.Slice(Layout.Training.conv1 * capacity, batch * 32768), scratch);
+        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Training.conv1 * capacity, batch * Sizes.conv1), scratch);
 
         // 2. conv1 bias: [B,32,32,32] + conv1.bias; relu: [B,32,32,32]
         {
-            var s0 = activations.Slice(Layout.Training.conv1 * capacity, batch * 32768); // conv1 [B,32,32,32]
-            var s1 = parameters.Slice(Layout.conv1_bias, 32); // conv1.bias [32]
-            var s2 = activations.Slice(Layout.Training.relu * capacity, batch * 32768); // relu [B,32,32,32]
+            var s0 = activations.Slice(Layout.Training.conv1 * capacity, batch * Sizes.conv1); // conv1 [B,32,32,32]
+            var s1 = parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length); // conv1.bias [32]
+            var s2 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 32; c++)
@@ -109,16 +109,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 3. max_pool2d(2): [B,32,32,32] → [B,32,16,16]
-        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.relu * capacity, batch * 32768), activations.Slice(Layout.Training.max_pool2d * capacity, batch * 8192), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * 8192));
+        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d));
 
         // 4. conv2: conv [B,32,16,16] * [64,32,3,3] → [B,64,16,16] (stride 1, padding 1)
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * 8192), parameters.Slice(Layout.conv2_weight, 18432), activations.Slice(Layout.Training.conv2 * capacity, batch * 16384), scratch);
+        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.conv2 * capacity, batch * Sizes.conv2), scratch);
 
         // 5. conv2 bias: [B,64,16,16] + conv2.bias; relu: [B,64,16,16]
         {
-            var s0 = activations.Slice(Layout.Training.conv2 * capacity, batch * 16384); // conv2 [B,64,16,16]
-            var s1 = parameters.Slice(Layout.conv2_bias, 64); // conv2.bias [64]
-            var s2 = activations.Slice(Layout.Training.relu_2 * capacity, batch * 16384); // relu [B,64,16,16]
+            var s0 = activations.Slice(Layout.Training.conv2 * capacity, batch * Sizes.conv2); // conv2 [B,64,16,16]
+            var s1 = parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length); // conv2.bias [64]
+            var s2 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 64; c++)
@@ -137,16 +137,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 6. max_pool2d(2): [B,64,16,16] → [B,64,8,8]
-        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.relu_2 * capacity, batch * 16384), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * 4096), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * 4096));
+        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2));
 
         // 7. fc1: [B,4096]·[128,4096]ᵀ → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * 4096), parameters.Slice(Layout.fc1_weight, 524288), activations.Slice(Layout.Training.fc1 * capacity, batch * 128), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.fc1 * capacity, batch * Sizes.fc1), accumulate: false);
 
         // 8. fc1 bias: [B,128] + fc1.bias; relu: [B,128]
         {
-            var s0 = activations.Slice(Layout.Training.fc1 * capacity, batch * 128); // fc1 [B,128]
-            var s1 = parameters.Slice(Layout.fc1_bias, 128); // fc1.bias [128]
-            var s2 = activations.Slice(Layout.Training.relu_3 * capacity, batch * 128); // relu [B,128]
+            var s0 = activations.Slice(Layout.Training.fc1 * capacity, batch * Sizes.fc1); // fc1 [B,128]
+            var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [128]
+            var s2 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 128; c++)
@@ -162,12 +162,12 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 9. fc2: [B,128]·[10,128]ᵀ → [B,10]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_3 * capacity, batch * 128), parameters.Slice(Layout.fc2_weight, 1280), activations.Slice(Layout.Training.fc2 * capacity, batch * 10), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.fc2 * capacity, batch * Sizes.fc2), accumulate: false);
 
         // 10. fc2 bias: [B,10] + fc2.bias
         {
-            var s0 = activations.Slice(Layout.Training.fc2 * capacity, batch * 10); // fc2 [B,10]
-            var s1 = parameters.Slice(Layout.fc2_bias, 10); // fc2.bias [10]
+            var s0 = activations.Slice(Layout.Training.fc2 * capacity, batch * Sizes.fc2); // fc2 [B,10]
+            var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [10]
             var s2 = output; // output [B,10]
             for (int o = 0; o < batch; o++)
             {
@@ -194,20 +194,20 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 11. dfc2.bias: sum of d[B,10] over all but dim 1
-        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 10, 1, outputGradient, gradients.Slice(Layout.fc2_bias, 10), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 10, 1, outputGradient, gradients.Slice(Layout.fc2_bias, Layout.fc2_bias_length), accumulate: false);
 
         // 12. dfc2 input: d[B,10]·fc2.weight → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc2_weight, 1280), activations.Slice(Layout.Training.d_relu_3 * capacity, batch * 128), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
 
         // 13. dfc2.weight: d[B,10]ᵀ·[B,128] → [10,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 10, 128, batch, outputGradient, activations.Slice(Layout.Training.relu_3 * capacity, batch * 128), gradients.Slice(Layout.fc2_weight, 1280), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 10, 128, batch, outputGradient, activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), gradients.Slice(Layout.fc2_weight, Layout.fc2_weight_length), accumulate: false);
 
         // 14. drelu: d[B,128] where the output is positive
         {
-            var s0 = activations.Slice(Layout.Training.relu_3 * capacity, batch * 128); // relu [B,128]
-            var s1 = activations.Slice(Layout.Training.d_relu_3 * capacity, batch * 128); // d relu [B,128]
-            var s2 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * 128); // d fc1 (with bias) [B,128]
-            for (int i = 0; i < batch * 128; i++)
+            var s0 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
+            var s1 = activations.Slice(Layout.Training.d_relu_3 * capacity, batch * Sizes.relu_3); // d relu [B,128]
+            var s2 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias); // d fc1 (with bias) [B,128]
+            for (int i = 0; i < batch * Sizes.fc1_bias; i++)
             {
                 float r0 = s0[i];
                 float r1 = s1[i];
@@ -217,23 +217,23 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 15. dfc1.bias: sum of d[B,128] over all but dim 1
-        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 128, 1, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * 128), gradients.Slice(Layout.fc1_bias, 128), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 128, 1, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), gradients.Slice(Layout.fc1_bias, Layout.fc1_bias_length), accumulate: false);
 
         // 16. dfc1 input: d[B,128]·fc1.weight → [B,4096]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 4096, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * 128), parameters.Slice(Layout.fc1_weight, 524288), activations.Slice(Layout.Training.d_flatten * capacity, batch * 4096), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 4096, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false);
 
         // 17. dfc1.weight: d[B,128]ᵀ·[B,4096] → [128,4096]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 4096, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * 128), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * 4096), gradients.Slice(Layout.fc1_weight, 524288), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 4096, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), gradients.Slice(Layout.fc1_weight, Layout.fc1_weight_length), accumulate: false);
 
         // 18. dmax_pool2d(2): d[B,64,8,8] → [B,64,16,16] through the recorded max positions
-        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * 4096), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * 4096), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * 16384), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
 
         // 19. drelu: d[B,64,16,16] where the output is positive
         {
-            var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * 16384); // relu [B,64,16,16]
-            var s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * 16384); // d relu [B,64,16,16]
-            var s2 = activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * 16384); // d conv2 (with bias) [B,64,16,16]
-            for (int i = 0; i < batch * 16384; i++)
+            var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
+            var s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2); // d relu [B,64,16,16]
+            var s2 = activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias); // d conv2 (with bias) [B,64,16,16]
+            for (int i = 0; i < batch * Sizes.conv2_bias; i++)
             {
                 float r0 = s0[i];
                 float r1 = s1[i];
@@ -243,23 +243,23 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 20. dconv2.bias: sum of d[B,64,16,16] over all but dim 1
-        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 64, 256, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * 16384), gradients.Slice(Layout.conv2_bias, 64), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 64, 256, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_bias, Layout.conv2_bias_length), accumulate: false);
 
         // 21. dconv2 input: transposed conv of d[B,64,16,16] with conv2.weight → [B,32,16,16]
-        global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * 16384), parameters.Slice(Layout.conv2_weight, 18432), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * 8192), accumulate: false, scratch);
+        global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), accumulate: false, scratch);
 
         // 22. dconv2.weight: correlate [B,32,16,16] with d[B,64,16,16] → [64,32,3,3]
-        global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * 8192), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * 16384), gradients.Slice(Layout.conv2_weight, 18432), accumulate: false, scratch);
+        global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_weight, Layout.conv2_weight_length), accumulate: false, scratch);
 
         // 23. dmax_pool2d(2): d[B,32,16,16] → [B,32,32,32] through the recorded max positions
-        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * 8192), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * 8192), activations.Slice(Layout.Training.d_relu * capacity, batch * 32768), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), accumulate: false);
 
         // 24. drelu: d[B,32,32,32] where the output is positive
         {
-            var s0 = activations.Slice(Layout.Training.relu * capacity, batch * 32768); // relu [B,32,32,32]
-            var s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * 32768); // d relu [B,32,32,32]
-            var s2 = activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * 32768); // d conv1 (with bias) [B,32,32,32]
-            for (int i = 0; i < batch * 32768; i++)
+            var s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
+            var s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu); // d relu [B,32,32,32]
+            var s2 = activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias); // d conv1 (with bias) [B,32,32,32]
+            for (int i = 0; i < batch * Sizes.conv1_bias; i++)
             {
                 float r0 = s0[i];
                 float r1 = s1[i];
@@ -269,10 +269,10 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 25. dconv1.bias: sum of d[B,32,32,32] over all but dim 1
-        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 1024, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * 32768), gradients.Slice(Layout.conv1_bias, 32), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 1024, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
 
         // 26. dconv1.weight: correlate [B,3,32,32] with d[B,32,32,32] → [32,3,3,3]
-        global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * 32768), gradients.Slice(Layout.conv1_weight, 864), accumulate: false, scratch);
+        global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false, scratch);
     }
 
     /// <inheritdoc />
@@ -284,13 +284,13 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 1. conv1: conv [B,3,32,32] * [32,3,3,3] → [B,32,32,32] (stride 1, padding 1)
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, 864), activations.Slice(Layout.Inference.conv1 * capacity, batch * 32768), scratch);
+        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Inference.conv1 * capacity, batch * Sizes.conv1), scratch);
 
         // 2. conv1 bias: [B,32,32,32] + conv1.bias; relu: [B,32,32,32]
         {
-            var s0 = activations.Slice(Layout.Inference.conv1 * capacity, batch * 32768); // conv1 [B,32,32,32]
-            var s1 = parameters.Slice(Layout.conv1_bias, 32); // conv1.bias [32]
-            var s2 = activations.Slice(Layout.Inference.relu * capacity, batch * 32768); // relu [B,32,32,32]
+            var s0 = activations.Slice(Layout.Inference.conv1 * capacity, batch * Sizes.conv1); // conv1 [B,32,32,32]
+            var s1 = parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length); // conv1.bias [32]
+            var s2 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 32; c++)
@@ -309,16 +309,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 3. max_pool2d(2): [B,32,32,32] → [B,32,16,16]
-        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu * capacity, batch * 32768), activations.Slice(Layout.Inference.max_pool2d * capacity, batch * 8192), default);
+        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), default);
 
         // 4. conv2: conv [B,32,16,16] * [64,32,3,3] → [B,64,16,16] (stride 1, padding 1)
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Inference.max_pool2d * capacity, batch * 8192), parameters.Slice(Layout.conv2_weight, 18432), activations.Slice(Layout.Inference.conv2 * capacity, batch * 16384), scratch);
+        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Inference.conv2 * capacity, batch * Sizes.conv2), scratch);
 
         // 5. conv2 bias: [B,64,16,16] + conv2.bias; relu: [B,64,16,16]
         {
-            var s0 = activations.Slice(Layout.Inference.conv2 * capacity, batch * 16384); // conv2 [B,64,16,16]
-            var s1 = parameters.Slice(Layout.conv2_bias, 64); // conv2.bias [64]
-            var s2 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * 16384); // relu [B,64,16,16]
+            var s0 = activations.Slice(Layout.Inference.conv2 * capacity, batch * Sizes.conv2); // conv2 [B,64,16,16]
+            var s1 = parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length); // conv2.bias [64]
+            var s2 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 64; c++)
@@ -337,16 +337,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 6. max_pool2d(2): [B,64,16,16] → [B,64,8,8]
-        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu_2 * capacity, batch * 16384), activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * 4096), default);
+        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), default);
 
         // 7. fc1: [B,4096]·[128,4096]ᵀ → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * 4096), parameters.Slice(Layout.fc1_weight, 524288), activations.Slice(Layout.Inference.fc1 * capacity, batch * 128), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.fc1 * capacity, batch * Sizes.fc1), accumulate: false);
 
         // 8. fc1 bias: [B,128] + fc1.bias; relu: [B,128]
         {
-            var s0 = activations.Slice(Layout.Inference.fc1 * capacity, batch * 128); // fc1 [B,128]
-            var s1 = parameters.Slice(Layout.fc1_bias, 128); // fc1.bias [128]
-            var s2 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * 128); // relu [B,128]
+            var s0 = activations.Slice(Layout.Inference.fc1 * capacity, batch * Sizes.fc1); // fc1 [B,128]
+            var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [128]
+            var s2 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 128; c++)
@@ -362,12 +362,12 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 9. fc2: [B,128]·[10,128]ᵀ → [B,10]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_3 * capacity, batch * 128), parameters.Slice(Layout.fc2_weight, 1280), activations.Slice(Layout.Inference.fc2 * capacity, batch * 10), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Inference.fc2 * capacity, batch * Sizes.fc2), accumulate: false);
 
         // 10. fc2 bias: [B,10] + fc2.bias
         {
-            var s0 = activations.Slice(Layout.Inference.fc2 * capacity, batch * 10); // fc2 [B,10]
-            var s1 = parameters.Slice(Layout.fc2_bias, 10); // fc2.bias [10]
+            var s0 = activations.Slice(Layout.Inference.fc2 * capacity, batch * Sizes.fc2); // fc2 [B,10]
+            var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [10]
             var s2 = output; // output [B,10]
             for (int o = 0; o < batch; o++)
             {
@@ -387,13 +387,21 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     private static class Layout
     {
         public const int conv1_weight = 0; // conv1.weight [32,3,3,3]
+        public const int conv1_weight_length = 864;
         public const int conv1_bias = 864; // conv1.bias [32]
+        public const int conv1_bias_length = 32;
         public const int conv2_weight = 896; // conv2.weight [64,32,3,3]
+        public const int conv2_weight_length = 18432;
         public const int conv2_bias = 19328; // conv2.bias [64]
+        public const int conv2_bias_length = 64;
         public const int fc1_weight = 19392; // fc1.weight [128,4096]
+        public const int fc1_weight_length = 524288;
         public const int fc1_bias = 543680; // fc1.bias [128]
+        public const int fc1_bias_length = 128;
         public const int fc2_weight = 543808; // fc2.weight [10,128]
+        public const int fc2_weight_length = 1280;
         public const int fc2_bias = 545088; // fc2.bias [10]
+        public const int fc2_bias_length = 10;
 
         public static class Training
         {
@@ -430,5 +438,23 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             public const int max_pool2d_2 = 16384; // max_pool2d(2) [B,64,8,8], 4096 per sample
             public const int max_pool2d = 32768; // max_pool2d(2) [B,32,16,16], 8192 per sample
         }
+    }
+
+    /// <summary>Elements per sample of every tensor the schedules keep.</summary>
+    private static class Sizes
+    {
+        public const int conv1 = 32768; // [32,32,32]
+        public const int conv1_bias = 32768; // [32,32,32]
+        public const int relu = 32768; // [32,32,32]
+        public const int max_pool2d = 8192; // [32,16,16]
+        public const int conv2 = 16384; // [64,16,16]
+        public const int conv2_bias = 16384; // [64,16,16]
+        public const int relu_2 = 16384; // [64,16,16]
+        public const int max_pool2d_2 = 4096; // [64,8,8]
+        public const int flatten = 4096; // [4096]
+        public const int fc1 = 128; // [128]
+        public const int fc1_bias = 128; // [128]
+        public const int relu_3 = 128; // [128]
+        public const int fc2 = 10; // [10]
     }
 }

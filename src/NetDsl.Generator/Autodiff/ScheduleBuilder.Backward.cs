@@ -185,7 +185,7 @@ internal sealed partial class ScheduleBuilder
     {
         if (!_requiresGrad[target]) return;
         if (_grad[target] < 0)
-            _grad[target] = NewBuffer(BufferKind.Activation, "d_" + _graph[target].Name, _graph[target].Elements, -1, "d " + Display(_graph[target]) + " " + ShapeMath.WithBatch(_graph[target].Shape));
+            _grad[target] = NewBuffer(BufferKind.Activation, "d_" + _graph[target].Name, _graph[target].Elements, -1, "d " + Display(_graph[target]) + " " + ShapeMath.WithBatch(_graph[target].Shape), _graph[target].Name);
         int buffer = _grad[target];
         bool accumulate = !_written.Add(buffer);
         Add(node, build(buffer, accumulate));

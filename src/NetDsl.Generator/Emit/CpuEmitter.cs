@@ -134,7 +134,9 @@ internal sealed class CpuEmitter
         var channel = e.Program.FirstOrDefault(i => i.Op == EOp.LoadChannel);
         if (channel is null)
         {
-            _w.Open($"for (int i = 0; i < batch * {Invariant.Format(e.PerSample)}; i++)");
+            var stored = _schedule.Buffers[e.Program.Last(i => i.Op == EOp.Store).Buffer];
+            string count = stored.Kind == BufferKind.Output || stored.SizeOf.Length == 0 ? Invariant.Format(e.PerSample) : PerSample(stored);
+            _w.Open($"for (int i = 0; i < batch * {count}; i++)");
             Program(e, locals, channelLoads: false);
             _w.Close();
         }
@@ -221,19 +223,21 @@ internal sealed class CpuEmitter
             case BufferKind.Param:
                 {
                     var p = _graph.Params[b.Param];
-                    return $"parameters.Slice(Layout.{Names.Identifier(p.Identifier)}, {Invariant.Format(p.Length)})";
+                    return $"parameters.Slice(Layout.{Names.Identifier(p.Identifier)}, Layout.{Names.Identifier(p.Identifier + "_length")})";
                 }
             case BufferKind.ParamGrad:
                 {
                     var p = _graph.Params[b.Param];
-                    return $"gradients.Slice(Layout.{Names.Identifier(p.Identifier)}, {Invariant.Format(p.Length)})";
+                    return $"gradients.Slice(Layout.{Names.Identifier(p.Identifier)}, Layout.{Names.Identifier(p.Identifier + "_length")})";
                 }
             case BufferKind.Index:
-                return $"indices.Slice({_plan}.{Names.Identifier(b.Name)} * capacity, batch * {Invariant.Format(b.PerSample)})";
+                return $"indices.Slice({_plan}.{Names.Identifier(b.Name)} * capacity, batch * {PerSample(b)})";
             default:
-                return $"activations.Slice({_plan}.{Names.Identifier(b.Name)} * capacity, batch * {Invariant.Format(b.PerSample)})";
+                return $"activations.Slice({_plan}.{Names.Identifier(b.Name)} * capacity, batch * {PerSample(b)})";
         }
     }
+
+    private static string PerSample(ScheduleBuffer b) => b.SizeOf.Length > 0 ? "Sizes." + Names.Identifier(b.SizeOf) : Invariant.Format(b.PerSample);
 
     private static string Window(WindowGeometry g)
         => "new global::NetDsl.Runtime.Cpu.Window2d(" + string.Join(", ", new[] { g.InChannels, g.InHeight, g.InWidth, g.OutChannels, g.OutHeight, g.OutWidth, g.Kernel, g.Stride, g.Padding }.Select(Invariant.Format)) + ")";

@@ -105,9 +105,21 @@ internal static class NetworkEmitter
         w.Line("/// <summary>Where every tensor lives: parameter offsets, and arena offsets in elements per sample of capacity.</summary>");
         w.Open("private static class Layout");
         foreach (var p in graph.Params)
+        {
             w.Line($"public const int {Names.Identifier(p.Identifier)} = {Invariant.Format(p.Offset)}; // {p.Name} {ShapeMath.PerSample(p.Shape)}");
+            w.Line($"public const int {Names.Identifier(p.Identifier + "_length")} = {Invariant.Format(p.Length)};");
+        }
         PlanClass("Training", training, w);
         PlanClass("Inference", inference, w);
+        w.Close();
+        w.Line();
+
+        // ---- sizes
+        w.Line("/// <summary>Elements per sample of every tensor the schedules keep.</summary>");
+        w.Open("private static class Sizes");
+        var sized = training.Buffers.Concat(inference.Buffers).Where(b => b.SizeOf.Length > 0 && b.Offset >= 0).Select(b => b.SizeOf).Distinct().ToList();
+        foreach (var node in graph.Nodes.Where(n => sized.Contains(n.Name)))
+            w.Line($"public const int {Names.Identifier(node.Name)} = {Invariant.Format(node.Elements)}; // {ShapeMath.PerSample(node.Shape)}");
         w.Close();
         w.Close();
         return w.ToString();

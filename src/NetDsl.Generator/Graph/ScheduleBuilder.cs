@@ -133,7 +133,7 @@ internal sealed partial class ScheduleBuilder
                         int y = Result(node);
                         int idx = -1;
                         if (max && Training && _requiresGrad[node.Inputs[0]])
-                            idx = _index[node.Id] = NewBuffer(BufferKind.Index, node.Name + "_argmax", node.Elements, -1, node.Label + " argmax " + ShapeMath.WithBatch(node.Shape));
+                            idx = _index[node.Id] = NewBuffer(BufferKind.Index, node.Name + "_argmax", node.Elements, -1, node.Label + " argmax " + ShapeMath.WithBatch(node.Shape), node.Name);
                         Add(node, new PoolStep
                         {
                             Max = max, Geometry = Window(node), In = x, Out = y, Index = idx,
@@ -242,14 +242,15 @@ internal sealed partial class ScheduleBuilder
     private int Result(Node node)
     {
         if (node.Id == _graph.Output) return _value[node.Id] = _output;
-        return _value[node.Id] = NewBuffer(BufferKind.Activation, node.Name, node.Elements, -1, node.Label.Length > 0 ? node.Label + " " + ShapeMath.WithBatch(node.Shape) : node.Name + " " + ShapeMath.WithBatch(node.Shape));
+        return _value[node.Id] = NewBuffer(BufferKind.Activation, node.Name, node.Elements, -1, node.Label.Length > 0 ? node.Label + " " + ShapeMath.WithBatch(node.Shape) : node.Name + " " + ShapeMath.WithBatch(node.Shape), node.Name);
     }
 
-    private int NewBuffer(BufferKind kind, string name, long perSample, int param, string comment)
+    /// <summary>A new buffer; <paramref name="sizeOf"/> names the node whose per-sample size it has.</summary>
+    private int NewBuffer(BufferKind kind, string name, long perSample, int param, string comment, string sizeOf = "")
     {
         string unique = name;
         for (int i = 2; !_bufferNames.Add(unique); i++) unique = name + "_" + Invariant.Format(i);
-        _buffers.Add(new ScheduleBuffer(_buffers.Count, kind, unique, (int)perSample, param, comment));
+        _buffers.Add(new ScheduleBuffer(_buffers.Count, kind, unique, (int)perSample, param, comment) { SizeOf = sizeOf });
         return _buffers.Count - 1;
     }
 

@@ -58,6 +58,9 @@ internal sealed class ScheduleBuffer
     /// <summary>What the buffer holds, e.g. <c>conv1 [B,32,32,32]</c>.</summary>
     public string Comment { get; }
 
+    /// <summary>The node whose per-sample size this buffer has (its <c>Sizes</c> constant), or empty.</summary>
+    public string SizeOf { get; set; } = "";
+
     /// <summary>Offset in the arena, in elements per sample of capacity; set by the memory plan.</summary>
     public int Offset { get; set; } = -1;
 
