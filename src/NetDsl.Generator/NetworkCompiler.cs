@@ -68,10 +68,12 @@ internal static class NetworkCompiler
     {
         var training = ScheduleBuilder.Build(graph, ScheduleMode.Training);
         ElementwiseFusion.Run(training);
+        EpilogueFusion.Run(training);
         var trainingPlan = LivenessPlanner.Plan(training);
         ct.ThrowIfCancellationRequested();
         var inference = ScheduleBuilder.Build(graph, ScheduleMode.Inference);
         ElementwiseFusion.Run(inference);
+        EpilogueFusion.Run(inference);
         var inferencePlan = LivenessPlanner.Plan(inference);
         return new CompiledNetwork(training, trainingPlan, inference, inferencePlan);
     }

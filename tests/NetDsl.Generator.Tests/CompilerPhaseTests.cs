@@ -201,3 +201,41 @@ public class CompilerPhaseTests
         Assert.All(planned, b => Assert.True(b.Offset + b.PerSample <= plan.ActivationsPerSample));
     }
 }
+
+public class EpilogueFusionTests
+{
+    private static Schedule Compile(NetworkSpec spec) => NetworkCompiler.Compile(Lowering.Lower(spec).Graph!, default).Training;
+
+    [Fact]
+    public void MlpTrainingStepHasOneForwardStepPerLayerAndTwoBackward()
+    {
+        var spec = new SpecBuilder().Input("x", 20).Linear("fc1", 20, 16).Linear("fc2", 16, 8).Linear("fc3", 8, 4)
+            .Return(Apply("fc3", Op("Relu", Apply("fc2", Op("Relu", Apply("fc1", Var("x")))))));
+        var s = Compile(spec);
+        // forward: GEMM + bias + relu per layer; backward: (dW + db) per layer and dX + relu' for all but the first.
+        Assert.Equal(3, s.ForwardSteps);
+        Assert.Equal(8, s.Steps.Count);
+        Assert.All(s.Steps, step => Assert.IsType<GemmStep>(step));
+        Assert.Equal(3, s.Steps.OfType<GemmStep>().Count(g => g.BiasGrad >= 0));
+        Assert.Equal(5, s.Steps.OfType<GemmStep>().Count(g => g.Epilogue is not null));
+    }
+
+    [Fact]
+    public void TheRawResultIsKeptOnlyWhenALaterStepReadsIt()
+    {
+        // Gelu's gradient needs its input. Without a bias that input is the GEMM result itself, which is then
+        // stored; with a bias it is the biased value, which the epilogue stores, and the raw result is not.
+        var noBias = Compile(new SpecBuilder().Input("x", 4).Linear("a", 4, 4, bias: false).Linear("b", 4, 2)
+            .Return(Apply("b", Op("Gelu", Apply("a", Var("x"))))));
+        var first = (GemmStep)noBias.Steps[0];
+        Assert.NotNull(first.Epilogue);
+        Assert.True(first.StoreAccumulator);
+        Assert.Single(first.Epilogue!, i => i.Op == EOp.Store);
+
+        var biased = Compile(new SpecBuilder().Input("x", 4).Linear("a", 4, 4).Linear("b", 4, 2)
+            .Return(Apply("b", Op("Gelu", Apply("a", Var("x"))))));
+        var fused = (GemmStep)biased.Steps[0];
+        Assert.False(fused.StoreAccumulator);
+        Assert.Equal(2, fused.Epilogue!.Count(i => i.Op == EOp.Store));
+    }
+}

@@ -19,9 +19,9 @@ namespace Samples.FashionMnist;
 ///
 /// parameters:              235,146 (940,584 bytes)
 /// forward FLOPs per sample: 470,282
-/// activations per sample:  training 2,560 bytes (planned; 6,184 without sharing), inference 1,536 bytes
+/// activations per sample:  training 2,560 bytes (planned; 3,072 without sharing), inference 1,536 bytes
 /// im2col scratch:          0 bytes
-/// steps:                   training 16 (forward 6, backward 10), inference 6
+/// steps:                   training 8 (forward 3, backward 5), inference 3
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -42,7 +42,7 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
     /// <summary>Bytes of planned activation memory per sample for inference.</summary>
     public const long InferenceBytesPerSample = 1536;
     /// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>
-    public const int TrainingStepCount = 16;
+    public const int TrainingStepCount = 8;
     /// <summary>The per-sample input shape, [1,28,28].</summary>
     public static global::System.ReadOnlySpan<int> InputShape => [1, 28, 28];
     /// <summary>The per-sample output shape, [10].</summary>
@@ -75,14 +75,11 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> activations = workspace.Activations;
         int capacity = workspace.Capacity;
 
-        // 1. fc1: [B,784]·[256,784]ᵀ → [B,256]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 256, 784, input, parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.fc1 * capacity, batch * Sizes.fc1), accumulate: false);
-
-        // 2. fc1 bias: [B,256] + fc1.bias; relu: [B,256]
+        // 1. fc1: [B,784]·[256,784]ᵀ → [B,256]; then fc1 bias: [B,256] + fc1.bias; relu: [B,256]
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 256, 784, input, parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.fc1 * capacity, batch * Sizes.fc1); // fc1 [B,256]
+            var s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,256]
             var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [256]
-            var s2 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,256]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 256; c++)
@@ -92,19 +89,16 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
                     float r0 = s0[i];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
-                    s2[i] = r3;
+                    s0[i] = r3;
                 }
             }
         }
 
-        // 3. fc2: [B,256]·[128,256]ᵀ → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.fc2 * capacity, batch * Sizes.fc2), accumulate: false);
-
-        // 4. fc2 bias: [B,128] + fc2.bias; relu: [B,128]
+        // 2. fc2: [B,256]·[128,256]ᵀ → [B,128]; then fc2 bias: [B,128] + fc2.bias; relu: [B,128]
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.fc2 * capacity, batch * Sizes.fc2); // fc2 [B,128]
+            var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
             var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [128]
-            var s2 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 128; c++)
@@ -114,19 +108,16 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
                     float r0 = s0[i];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
-                    s2[i] = r3;
+                    s0[i] = r3;
                 }
             }
         }
 
-        // 5. fc3: [B,128]·[10,128]ᵀ → [B,10]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), activations.Slice(Layout.Training.fc3 * capacity, batch * Sizes.fc3), accumulate: false);
-
-        // 6. fc3 bias: [B,10] + fc3.bias
+        // 3. fc3: [B,128]·[10,128]ᵀ → [B,10]; then fc3 bias: [B,10] + fc3.bias
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), output, accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.fc3 * capacity, batch * Sizes.fc3); // fc3 [B,10]
+            var s0 = output; // output [B,10]
             var s1 = parameters.Slice(Layout.fc3_bias, Layout.fc3_bias_length); // fc3.bias [10]
-            var s2 = output; // output [B,10]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 10; c++)
@@ -135,7 +126,7 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
                     int i = o * 10 + c;
                     float r0 = s0[i];
                     float r2 = r0 + r1;
-                    s2[i] = r2;
+                    s0[i] = r2;
                 }
             }
         }
@@ -149,56 +140,44 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> activations = workspace.Activations;
         int capacity = workspace.Capacity;
 
-        // 7. dfc3.bias: sum of d[B,10] over all but dim 1
+        // 4. dfc3.bias: sum of d[B,10] over all but dim 1; dfc3.weight: d[B,10]ᵀ·[B,128] → [10,128]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 10, 1, outputGradient, gradients.Slice(Layout.fc3_bias, Layout.fc3_bias_length), accumulate: false);
-
-        // 8. dfc3 input: d[B,10]·fc3.weight → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
-
-        // 9. dfc3.weight: d[B,10]ᵀ·[B,128] → [10,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 10, 128, batch, outputGradient, activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), gradients.Slice(Layout.fc3_weight, Layout.fc3_weight_length), accumulate: false);
 
-        // 10. drelu: d[B,128] where the output is positive
+        // 5. dfc3 input: d[B,10]·fc3.weight → [B,128]; then drelu: d[B,128] where the output is positive
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
-            var s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2); // d relu [B,128]
-            var s2 = activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias); // d fc2 (with bias) [B,128]
+            var s0 = activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias); // d fc2 (with bias) [B,128]
+            var s1 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
             for (int i = 0; i < batch * Sizes.fc2_bias; i++)
             {
-                float r0 = s0[i];
-                float r1 = s1[i];
+                float r0 = s1[i];
+                float r1 = s0[i];
                 float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s2[i] = r2;
+                s0[i] = r2;
             }
         }
 
-        // 11. dfc2.bias: sum of d[B,128] over all but dim 1
+        // 6. dfc2.bias: sum of d[B,128] over all but dim 1; dfc2.weight: d[B,128]ᵀ·[B,256] → [128,256]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 128, 1, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), gradients.Slice(Layout.fc2_bias, Layout.fc2_bias_length), accumulate: false);
-
-        // 12. dfc2 input: d[B,128]·fc2.weight → [B,256]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 256, 128, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), accumulate: false);
-
-        // 13. dfc2.weight: d[B,128]ᵀ·[B,256] → [128,256]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 256, batch, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), gradients.Slice(Layout.fc2_weight, Layout.fc2_weight_length), accumulate: false);
 
-        // 14. drelu: d[B,256] where the output is positive
+        // 7. dfc2 input: d[B,128]·fc2.weight → [B,256]; then drelu: d[B,256] where the output is positive
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 256, 128, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,256]
-            var s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu); // d relu [B,256]
-            var s2 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias); // d fc1 (with bias) [B,256]
+            var s0 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias); // d fc1 (with bias) [B,256]
+            var s1 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,256]
             for (int i = 0; i < batch * Sizes.fc1_bias; i++)
             {
-                float r0 = s0[i];
-                float r1 = s1[i];
+                float r0 = s1[i];
+                float r1 = s0[i];
                 float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s2[i] = r2;
+                s0[i] = r2;
             }
         }
 
-        // 15. dfc1.bias: sum of d[B,256] over all but dim 1
+        // 8. dfc1.bias: sum of d[B,256] over all but dim 1; dfc1.weight: d[B,256]ᵀ·[B,784] → [256,784]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 256, 1, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), gradients.Slice(Layout.fc1_bias, Layout.fc1_bias_length), accumulate: false);
-
-        // 16. dfc1.weight: d[B,256]ᵀ·[B,784] → [256,784]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 256, 784, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), input, gradients.Slice(Layout.fc1_weight, Layout.fc1_weight_length), accumulate: false);
     }
 
@@ -209,14 +188,11 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> activations = workspace.Activations;
         int capacity = workspace.Capacity;
 
-        // 1. fc1: [B,784]·[256,784]ᵀ → [B,256]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 256, 784, input, parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.fc1 * capacity, batch * Sizes.fc1), accumulate: false);
-
-        // 2. fc1 bias: [B,256] + fc1.bias; relu: [B,256]
+        // 1. fc1: [B,784]·[256,784]ᵀ → [B,256]; then fc1 bias: [B,256] + fc1.bias; relu: [B,256]
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 256, 784, input, parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Inference.fc1 * capacity, batch * Sizes.fc1); // fc1 [B,256]
+            var s0 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu); // relu [B,256]
             var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [256]
-            var s2 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu); // relu [B,256]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 256; c++)
@@ -226,19 +202,16 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
                     float r0 = s0[i];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
-                    s2[i] = r3;
+                    s0[i] = r3;
                 }
             }
         }
 
-        // 3. fc2: [B,256]·[128,256]ᵀ → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Inference.fc2 * capacity, batch * Sizes.fc2), accumulate: false);
-
-        // 4. fc2 bias: [B,128] + fc2.bias; relu: [B,128]
+        // 2. fc2: [B,256]·[128,256]ᵀ → [B,128]; then fc2 bias: [B,128] + fc2.bias; relu: [B,128]
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Inference.fc2 * capacity, batch * Sizes.fc2); // fc2 [B,128]
+            var s0 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
             var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [128]
-            var s2 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 128; c++)
@@ -248,19 +221,16 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
                     float r0 = s0[i];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
-                    s2[i] = r3;
+                    s0[i] = r3;
                 }
             }
         }
 
-        // 5. fc3: [B,128]·[10,128]ᵀ → [B,10]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), activations.Slice(Layout.Inference.fc3 * capacity, batch * Sizes.fc3), accumulate: false);
-
-        // 6. fc3 bias: [B,10] + fc3.bias
+        // 3. fc3: [B,128]·[10,128]ᵀ → [B,10]; then fc3 bias: [B,10] + fc3.bias
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), output, accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Inference.fc3 * capacity, batch * Sizes.fc3); // fc3 [B,10]
+            var s0 = output; // output [B,10]
             var s1 = parameters.Slice(Layout.fc3_bias, Layout.fc3_bias_length); // fc3.bias [10]
-            var s2 = output; // output [B,10]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 10; c++)
@@ -269,7 +239,7 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
                     int i = o * 10 + c;
                     float r0 = s0[i];
                     float r2 = r0 + r1;
-                    s2[i] = r2;
+                    s0[i] = r2;
                 }
             }
         }
@@ -293,36 +263,25 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
 
         public static class Training
         {
-            public const int fc1 = 0; // fc1 [B,256], 256 per sample
             public const int relu = 0; // relu [B,256], 256 per sample
-            public const int d_fc1_bias = 0; // d fc1 (with bias) [B,256], 256 per sample
-            public const int fc2 = 256; // fc2 [B,128], 128 per sample
             public const int relu_2 = 256; // relu [B,128], 128 per sample
-            public const int d_relu = 256; // d relu [B,256], 256 per sample
-            public const int fc3 = 384; // fc3 [B,10], 10 per sample
-            public const int d_relu_2 = 384; // d relu [B,128], 128 per sample
+            public const int d_fc1_bias = 256; // d fc1 (with bias) [B,256], 256 per sample
             public const int d_fc2_bias = 512; // d fc2 (with bias) [B,128], 128 per sample
         }
 
         public static class Inference
         {
-            public const int fc1 = 0; // fc1 [B,256], 256 per sample
             public const int relu = 0; // relu [B,256], 256 per sample
-            public const int relu_2 = 0; // relu [B,128], 128 per sample
-            public const int fc3 = 128; // fc3 [B,10], 10 per sample
-            public const int fc2 = 256; // fc2 [B,128], 128 per sample
+            public const int relu_2 = 256; // relu [B,128], 128 per sample
         }
     }
 
     /// <summary>Elements per sample of every tensor the schedules keep.</summary>
     private static class Sizes
     {
-        public const int fc1 = 256; // [256]
         public const int fc1_bias = 256; // [256]
         public const int relu = 256; // [256]
-        public const int fc2 = 128; // [128]
         public const int fc2_bias = 128; // [128]
         public const int relu_2 = 128; // [128]
-        public const int fc3 = 10; // [10]
     }
 }

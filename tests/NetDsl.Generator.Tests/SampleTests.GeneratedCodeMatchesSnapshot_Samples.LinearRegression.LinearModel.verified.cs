@@ -14,9 +14,9 @@ namespace Samples.LinearRegression;
 ///
 /// parameters:              2 (8 bytes)
 /// forward FLOPs per sample: 3
-/// activations per sample:  training 4 bytes (planned; 4 without sharing), inference 4 bytes
+/// activations per sample:  training 0 bytes (planned; 0 without sharing), inference 0 bytes
 /// im2col scratch:          0 bytes
-/// steps:                   training 4 (forward 2, backward 2), inference 2
+/// steps:                   training 2 (forward 1, backward 1), inference 1
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -33,11 +33,11 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
     /// <summary>Forward FLOPs of one sample (2 per multiply-add).</summary>
     public const long FlopsPerSample = 3;
     /// <summary>Bytes of planned activation and index memory per sample of a trainer's batch capacity.</summary>
-    public const long TrainingBytesPerSample = 4;
+    public const long TrainingBytesPerSample = 0;
     /// <summary>Bytes of planned activation memory per sample for inference.</summary>
-    public const long InferenceBytesPerSample = 4;
+    public const long InferenceBytesPerSample = 0;
     /// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>
-    public const int TrainingStepCount = 4;
+    public const int TrainingStepCount = 2;
     /// <summary>The per-sample input shape, [1].</summary>
     public static global::System.ReadOnlySpan<int> InputShape => [1];
     /// <summary>The per-sample output shape, [1].</summary>
@@ -51,8 +51,8 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
             new("line.weight", Layout.line_weight, [1, 1], global::NetDsl.Runtime.ParameterInit.Uniform, 1),
             new("line.bias", Layout.line_bias, [1], global::NetDsl.Runtime.ParameterInit.Uniform, 1),
         ],
-        new global::NetDsl.Runtime.MemoryPlanSizes(1, 0, 0),
-        new global::NetDsl.Runtime.MemoryPlanSizes(1, 0, 0));
+        new global::NetDsl.Runtime.MemoryPlanSizes(0, 0, 0),
+        new global::NetDsl.Runtime.MemoryPlanSizes(0, 0, 0));
 
     /// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name="seed"/>.</summary>
     public LinearModel(int seed = 0) : base(s_description, seed)
@@ -63,17 +63,12 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
     protected override void ForwardTraining(global::System.ReadOnlySpan<float> input, global::System.Span<float> output, global::NetDsl.Runtime.Workspace<float> workspace, int batch)
     {
         global::System.Span<float> parameters = ParameterData;
-        global::System.Span<float> activations = workspace.Activations;
-        int capacity = workspace.Capacity;
 
-        // 1. line: [B,1]·[1,1]ᵀ → [B,1]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), activations.Slice(Layout.Training.line * capacity, batch * Sizes.line), accumulate: false);
-
-        // 2. line bias: [B,1] + line.bias
+        // 1. line: [B,1]·[1,1]ᵀ → [B,1]; then line bias: [B,1] + line.bias
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), output, accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.line * capacity, batch * Sizes.line); // line [B,1]
+            var s0 = output; // output [B,1]
             var s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length); // line.bias [1]
-            var s2 = output; // output [B,1]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 1; c++)
@@ -82,7 +77,7 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
                     int i = o * 1 + c;
                     float r0 = s0[i];
                     float r2 = r0 + r1;
-                    s2[i] = r2;
+                    s0[i] = r2;
                 }
             }
         }
@@ -93,10 +88,8 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
     {
         global::System.Span<float> gradients = workspace.Gradients;
 
-        // 3. dline.bias: sum of d[B,1] over all but dim 1
+        // 2. dline.bias: sum of d[B,1] over all but dim 1; dline.weight: d[B,1]ᵀ·[B,1] → [1,1]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 1, 1, outputGradient, gradients.Slice(Layout.line_bias, Layout.line_bias_length), accumulate: false);
-
-        // 4. dline.weight: d[B,1]ᵀ·[B,1] → [1,1]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 1, 1, batch, outputGradient, input, gradients.Slice(Layout.line_weight, Layout.line_weight_length), accumulate: false);
     }
 
@@ -104,17 +97,12 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
     protected override void ForwardInference(global::System.ReadOnlySpan<float> input, global::System.Span<float> output, global::NetDsl.Runtime.Workspace<float> workspace, int batch)
     {
         global::System.Span<float> parameters = ParameterData;
-        global::System.Span<float> activations = workspace.Activations;
-        int capacity = workspace.Capacity;
 
-        // 1. line: [B,1]·[1,1]ᵀ → [B,1]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), activations.Slice(Layout.Inference.line * capacity, batch * Sizes.line), accumulate: false);
-
-        // 2. line bias: [B,1] + line.bias
+        // 1. line: [B,1]·[1,1]ᵀ → [B,1]; then line bias: [B,1] + line.bias
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), output, accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Inference.line * capacity, batch * Sizes.line); // line [B,1]
+            var s0 = output; // output [B,1]
             var s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length); // line.bias [1]
-            var s2 = output; // output [B,1]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 1; c++)
@@ -123,7 +111,7 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
                     int i = o * 1 + c;
                     float r0 = s0[i];
                     float r2 = r0 + r1;
-                    s2[i] = r2;
+                    s0[i] = r2;
                 }
             }
         }
@@ -139,18 +127,15 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
 
         public static class Training
         {
-            public const int line = 0; // line [B,1], 1 per sample
         }
 
         public static class Inference
         {
-            public const int line = 0; // line [B,1], 1 per sample
         }
     }
 
     /// <summary>Elements per sample of every tensor the schedules keep.</summary>
     private static class Sizes
     {
-        public const int line = 1; // [1]
     }
 }

@@ -23,9 +23,9 @@ namespace Samples.SeedCnn;
 ///
 /// parameters:              545,098 (2,180,392 bytes)
 /// forward FLOPs per sample: 12,405,514
-/// activations per sample:  training 376,832 bytes (planned; 935,976 without sharing), inference 163,840 bytes
+/// activations per sample:  training 360,448 bytes (planned; 738,304 without sharing), inference 163,840 bytes
 /// im2col scratch:          294,912 bytes
-/// steps:                   training 26 (forward 10, backward 16), inference 10
+/// steps:                   training 17 (forward 6, backward 11), inference 6
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -42,11 +42,11 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     /// <summary>Forward FLOPs of one sample (2 per multiply-add).</summary>
     public const long FlopsPerSample = 12405514;
     /// <summary>Bytes of planned activation and index memory per sample of a trainer's batch capacity.</summary>
-    public const long TrainingBytesPerSample = 376832;
+    public const long TrainingBytesPerSample = 360448;
     /// <summary>Bytes of planned activation memory per sample for inference.</summary>
     public const long InferenceBytesPerSample = 163840;
     /// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>
-    public const int TrainingStepCount = 26;
+    public const int TrainingStepCount = 17;
     /// <summary>The per-sample input shape, [3,32,32].</summary>
     public static global::System.ReadOnlySpan<int> InputShape => [3, 32, 32];
     /// <summary>The per-sample output shape, [10].</summary>
@@ -66,7 +66,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             new("fc2.weight", Layout.fc2_weight, [10, 128], global::NetDsl.Runtime.ParameterInit.Uniform, 0.08838834764831843),
             new("fc2.bias", Layout.fc2_bias, [10], global::NetDsl.Runtime.ParameterInit.Uniform, 0.08838834764831843),
         ],
-        new global::NetDsl.Runtime.MemoryPlanSizes(81920, 12288, 73728),
+        new global::NetDsl.Runtime.MemoryPlanSizes(77824, 12288, 73728),
         new global::NetDsl.Runtime.MemoryPlanSizes(40960, 0, 73728));
 
     /// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name="seed"/>.</summary>
@@ -83,14 +83,11 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> scratch = workspace.Scratch;
         int capacity = workspace.Capacity;
 
-        // 1. conv1: conv [B,3,32,32] * [32,3,3,3] → [B,32,32,32] (stride 1, padding 1)
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Training.conv1 * capacity, batch * Sizes.conv1), scratch);
-
-        // 2. conv1 bias: [B,32,32,32] + conv1.bias; relu: [B,32,32,32]
+        // 1. conv1: conv [B,3,32,32] * [32,3,3,3] → [B,32,32,32] (stride 1, padding 1); then conv1 bias: [B,32,32,32] + conv1.bias; relu: [B,32,32,32]
+        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), scratch);
         {
-            var s0 = activations.Slice(Layout.Training.conv1 * capacity, batch * Sizes.conv1); // conv1 [B,32,32,32]
+            var s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
             var s1 = parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length); // conv1.bias [32]
-            var s2 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 32; c++)
@@ -102,23 +99,20 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                         float r0 = s0[i];
                         float r2 = r0 + r1;
                         float r3 = global::System.Math.Max(r2, 0.0f);
-                        s2[i] = r3;
+                        s0[i] = r3;
                     }
                 }
             }
         }
 
-        // 3. max_pool2d(2): [B,32,32,32] → [B,32,16,16]
+        // 2. max_pool2d(2): [B,32,32,32] → [B,32,16,16]
         global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d));
 
-        // 4. conv2: conv [B,32,16,16] * [64,32,3,3] → [B,64,16,16] (stride 1, padding 1)
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.conv2 * capacity, batch * Sizes.conv2), scratch);
-
-        // 5. conv2 bias: [B,64,16,16] + conv2.bias; relu: [B,64,16,16]
+        // 3. conv2: conv [B,32,16,16] * [64,32,3,3] → [B,64,16,16] (stride 1, padding 1); then conv2 bias: [B,64,16,16] + conv2.bias; relu: [B,64,16,16]
+        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), scratch);
         {
-            var s0 = activations.Slice(Layout.Training.conv2 * capacity, batch * Sizes.conv2); // conv2 [B,64,16,16]
+            var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
             var s1 = parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length); // conv2.bias [64]
-            var s2 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 64; c++)
@@ -130,23 +124,20 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                         float r0 = s0[i];
                         float r2 = r0 + r1;
                         float r3 = global::System.Math.Max(r2, 0.0f);
-                        s2[i] = r3;
+                        s0[i] = r3;
                     }
                 }
             }
         }
 
-        // 6. max_pool2d(2): [B,64,16,16] → [B,64,8,8]
+        // 4. max_pool2d(2): [B,64,16,16] → [B,64,8,8]
         global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2));
 
-        // 7. fc1: [B,4096]·[128,4096]ᵀ → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.fc1 * capacity, batch * Sizes.fc1), accumulate: false);
-
-        // 8. fc1 bias: [B,128] + fc1.bias; relu: [B,128]
+        // 5. fc1: [B,4096]·[128,4096]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.fc1 * capacity, batch * Sizes.fc1); // fc1 [B,128]
+            var s0 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
             var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [128]
-            var s2 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 128; c++)
@@ -156,19 +147,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                     float r0 = s0[i];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
-                    s2[i] = r3;
+                    s0[i] = r3;
                 }
             }
         }
 
-        // 9. fc2: [B,128]·[10,128]ᵀ → [B,10]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.fc2 * capacity, batch * Sizes.fc2), accumulate: false);
-
-        // 10. fc2 bias: [B,10] + fc2.bias
+        // 6. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.fc2 * capacity, batch * Sizes.fc2); // fc2 [B,10]
+            var s0 = output; // output [B,10]
             var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [10]
-            var s2 = output; // output [B,10]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 10; c++)
@@ -177,7 +165,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                     int i = o * 10 + c;
                     float r0 = s0[i];
                     float r2 = r0 + r1;
-                    s2[i] = r2;
+                    s0[i] = r2;
                 }
             }
         }
@@ -193,42 +181,35 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> scratch = workspace.Scratch;
         int capacity = workspace.Capacity;
 
-        // 11. dfc2.bias: sum of d[B,10] over all but dim 1
+        // 7. dfc2.bias: sum of d[B,10] over all but dim 1; dfc2.weight: d[B,10]ᵀ·[B,128] → [10,128]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 10, 1, outputGradient, gradients.Slice(Layout.fc2_bias, Layout.fc2_bias_length), accumulate: false);
-
-        // 12. dfc2 input: d[B,10]·fc2.weight → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
-
-        // 13. dfc2.weight: d[B,10]ᵀ·[B,128] → [10,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 10, 128, batch, outputGradient, activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), gradients.Slice(Layout.fc2_weight, Layout.fc2_weight_length), accumulate: false);
 
-        // 14. drelu: d[B,128] where the output is positive
+        // 8. dfc2 input: d[B,10]·fc2.weight → [B,128]; then drelu: d[B,128] where the output is positive
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
-            var s1 = activations.Slice(Layout.Training.d_relu_3 * capacity, batch * Sizes.relu_3); // d relu [B,128]
-            var s2 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias); // d fc1 (with bias) [B,128]
+            var s0 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias); // d fc1 (with bias) [B,128]
+            var s1 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
             for (int i = 0; i < batch * Sizes.fc1_bias; i++)
             {
-                float r0 = s0[i];
-                float r1 = s1[i];
+                float r0 = s1[i];
+                float r1 = s0[i];
                 float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s2[i] = r2;
+                s0[i] = r2;
             }
         }
 
-        // 15. dfc1.bias: sum of d[B,128] over all but dim 1
+        // 9. dfc1.bias: sum of d[B,128] over all but dim 1; dfc1.weight: d[B,128]ᵀ·[B,4096] → [128,4096]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 128, 1, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), gradients.Slice(Layout.fc1_bias, Layout.fc1_bias_length), accumulate: false);
-
-        // 16. dfc1 input: d[B,128]·fc1.weight → [B,4096]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 4096, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false);
-
-        // 17. dfc1.weight: d[B,128]ᵀ·[B,4096] → [128,4096]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 4096, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), gradients.Slice(Layout.fc1_weight, Layout.fc1_weight_length), accumulate: false);
 
-        // 18. dmax_pool2d(2): d[B,64,8,8] → [B,64,16,16] through the recorded max positions
+        // 10. dfc1 input: d[B,128]·fc1.weight → [B,4096]
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 4096, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false);
+
+        // 11. dmax_pool2d(2): d[B,64,8,8] → [B,64,16,16] through the recorded max positions
         global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
 
-        // 19. drelu: d[B,64,16,16] where the output is positive
+        // 12. drelu: d[B,64,16,16] where the output is positive
         {
             var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
             var s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2); // d relu [B,64,16,16]
@@ -242,19 +223,17 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             }
         }
 
-        // 20. dconv2.bias: sum of d[B,64,16,16] over all but dim 1
+        // 13. dconv2.bias: sum of d[B,64,16,16] over all but dim 1; dconv2.weight: correlate [B,32,16,16] with d[B,64,16,16] → [64,32,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 64, 256, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_bias, Layout.conv2_bias_length), accumulate: false);
-
-        // 21. dconv2 input: transposed conv of d[B,64,16,16] with conv2.weight → [B,32,16,16]
-        global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), accumulate: false, scratch);
-
-        // 22. dconv2.weight: correlate [B,32,16,16] with d[B,64,16,16] → [64,32,3,3]
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_weight, Layout.conv2_weight_length), accumulate: false, scratch);
 
-        // 23. dmax_pool2d(2): d[B,32,16,16] → [B,32,32,32] through the recorded max positions
+        // 14. dconv2 input: transposed conv of d[B,64,16,16] with conv2.weight → [B,32,16,16]
+        global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), accumulate: false, scratch);
+
+        // 15. dmax_pool2d(2): d[B,32,16,16] → [B,32,32,32] through the recorded max positions
         global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), accumulate: false);
 
-        // 24. drelu: d[B,32,32,32] where the output is positive
+        // 16. drelu: d[B,32,32,32] where the output is positive
         {
             var s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
             var s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu); // d relu [B,32,32,32]
@@ -268,10 +247,8 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             }
         }
 
-        // 25. dconv1.bias: sum of d[B,32,32,32] over all but dim 1
+        // 17. dconv1.bias: sum of d[B,32,32,32] over all but dim 1; dconv1.weight: correlate [B,3,32,32] with d[B,32,32,32] → [32,3,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 1024, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
-
-        // 26. dconv1.weight: correlate [B,3,32,32] with d[B,32,32,32] → [32,3,3,3]
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false, scratch);
     }
 
@@ -283,14 +260,11 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> scratch = workspace.Scratch;
         int capacity = workspace.Capacity;
 
-        // 1. conv1: conv [B,3,32,32] * [32,3,3,3] → [B,32,32,32] (stride 1, padding 1)
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Inference.conv1 * capacity, batch * Sizes.conv1), scratch);
-
-        // 2. conv1 bias: [B,32,32,32] + conv1.bias; relu: [B,32,32,32]
+        // 1. conv1: conv [B,3,32,32] * [32,3,3,3] → [B,32,32,32] (stride 1, padding 1); then conv1 bias: [B,32,32,32] + conv1.bias; relu: [B,32,32,32]
+        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), scratch);
         {
-            var s0 = activations.Slice(Layout.Inference.conv1 * capacity, batch * Sizes.conv1); // conv1 [B,32,32,32]
+            var s0 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
             var s1 = parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length); // conv1.bias [32]
-            var s2 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 32; c++)
@@ -302,23 +276,20 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                         float r0 = s0[i];
                         float r2 = r0 + r1;
                         float r3 = global::System.Math.Max(r2, 0.0f);
-                        s2[i] = r3;
+                        s0[i] = r3;
                     }
                 }
             }
         }
 
-        // 3. max_pool2d(2): [B,32,32,32] → [B,32,16,16]
+        // 2. max_pool2d(2): [B,32,32,32] → [B,32,16,16]
         global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), default);
 
-        // 4. conv2: conv [B,32,16,16] * [64,32,3,3] → [B,64,16,16] (stride 1, padding 1)
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Inference.conv2 * capacity, batch * Sizes.conv2), scratch);
-
-        // 5. conv2 bias: [B,64,16,16] + conv2.bias; relu: [B,64,16,16]
+        // 3. conv2: conv [B,32,16,16] * [64,32,3,3] → [B,64,16,16] (stride 1, padding 1); then conv2 bias: [B,64,16,16] + conv2.bias; relu: [B,64,16,16]
+        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), scratch);
         {
-            var s0 = activations.Slice(Layout.Inference.conv2 * capacity, batch * Sizes.conv2); // conv2 [B,64,16,16]
+            var s0 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
             var s1 = parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length); // conv2.bias [64]
-            var s2 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 64; c++)
@@ -330,23 +301,20 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                         float r0 = s0[i];
                         float r2 = r0 + r1;
                         float r3 = global::System.Math.Max(r2, 0.0f);
-                        s2[i] = r3;
+                        s0[i] = r3;
                     }
                 }
             }
         }
 
-        // 6. max_pool2d(2): [B,64,16,16] → [B,64,8,8]
+        // 4. max_pool2d(2): [B,64,16,16] → [B,64,8,8]
         global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), default);
 
-        // 7. fc1: [B,4096]·[128,4096]ᵀ → [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.fc1 * capacity, batch * Sizes.fc1), accumulate: false);
-
-        // 8. fc1 bias: [B,128] + fc1.bias; relu: [B,128]
+        // 5. fc1: [B,4096]·[128,4096]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Inference.fc1 * capacity, batch * Sizes.fc1); // fc1 [B,128]
+            var s0 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
             var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [128]
-            var s2 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 128; c++)
@@ -356,19 +324,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                     float r0 = s0[i];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
-                    s2[i] = r3;
+                    s0[i] = r3;
                 }
             }
         }
 
-        // 9. fc2: [B,128]·[10,128]ᵀ → [B,10]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Inference.fc2 * capacity, batch * Sizes.fc2), accumulate: false);
-
-        // 10. fc2 bias: [B,10] + fc2.bias
+        // 6. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Inference.fc2 * capacity, batch * Sizes.fc2); // fc2 [B,10]
+            var s0 = output; // output [B,10]
             var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [10]
-            var s2 = output; // output [B,10]
             for (int o = 0; o < batch; o++)
             {
                 for (int c = 0; c < 10; c++)
@@ -377,7 +342,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                     int i = o * 10 + c;
                     float r0 = s0[i];
                     float r2 = r0 + r1;
-                    s2[i] = r2;
+                    s0[i] = r2;
                 }
             }
         }
@@ -405,36 +370,27 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
 
         public static class Training
         {
-            public const int conv1 = 0; // conv1 [B,32,32,32], 32768 per sample
             public const int relu = 0; // relu [B,32,32,32], 32768 per sample
             public const int d_conv1_bias = 0; // d conv1 (with bias) [B,32,32,32], 32768 per sample
-            public const int conv2 = 32768; // conv2 [B,64,16,16], 16384 per sample
             public const int relu_2 = 32768; // relu [B,64,16,16], 16384 per sample
             public const int d_conv2_bias = 32768; // d conv2 (with bias) [B,64,16,16], 16384 per sample
             public const int d_relu = 32768; // d relu [B,32,32,32], 32768 per sample
             public const int max_pool2d_2 = 49152; // max_pool2d(2) [B,64,8,8], 4096 per sample
             public const int d_relu_2 = 49152; // d relu [B,64,16,16], 16384 per sample
-            public const int fc1 = 53248; // fc1 [B,128], 128 per sample
             public const int relu_3 = 53248; // relu [B,128], 128 per sample
-            public const int d_fc1_bias = 53248; // d fc1 (with bias) [B,128], 128 per sample
-            public const int fc2 = 53376; // fc2 [B,10], 10 per sample
-            public const int d_relu_3 = 53376; // d relu [B,128], 128 per sample
+            public const int d_fc1_bias = 53376; // d fc1 (with bias) [B,128], 128 per sample
             public const int max_pool2d = 65536; // max_pool2d(2) [B,32,16,16], 8192 per sample
+            public const int d_max_pool2d = 65536; // d max_pool2d(2) [B,32,16,16], 8192 per sample
             public const int d_flatten = 73728; // d flatten [B,4096], 4096 per sample
-            public const int d_max_pool2d = 73728; // d max_pool2d(2) [B,32,16,16], 8192 per sample
             public const int max_pool2d_argmax = 0; // index arena: max_pool2d(2) argmax [B,32,16,16], 8192 per sample
             public const int max_pool2d_2_argmax = 8192; // index arena: max_pool2d(2) argmax [B,64,8,8], 4096 per sample
         }
 
         public static class Inference
         {
-            public const int conv1 = 0; // conv1 [B,32,32,32], 32768 per sample
             public const int relu = 0; // relu [B,32,32,32], 32768 per sample
-            public const int conv2 = 0; // conv2 [B,64,16,16], 16384 per sample
             public const int relu_2 = 0; // relu [B,64,16,16], 16384 per sample
-            public const int fc1 = 0; // fc1 [B,128], 128 per sample
             public const int relu_3 = 0; // relu [B,128], 128 per sample
-            public const int fc2 = 128; // fc2 [B,10], 10 per sample
             public const int max_pool2d_2 = 16384; // max_pool2d(2) [B,64,8,8], 4096 per sample
             public const int max_pool2d = 32768; // max_pool2d(2) [B,32,16,16], 8192 per sample
         }
@@ -443,18 +399,14 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     /// <summary>Elements per sample of every tensor the schedules keep.</summary>
     private static class Sizes
     {
-        public const int conv1 = 32768; // [32,32,32]
         public const int conv1_bias = 32768; // [32,32,32]
         public const int relu = 32768; // [32,32,32]
         public const int max_pool2d = 8192; // [32,16,16]
-        public const int conv2 = 16384; // [64,16,16]
         public const int conv2_bias = 16384; // [64,16,16]
         public const int relu_2 = 16384; // [64,16,16]
         public const int max_pool2d_2 = 4096; // [64,8,8]
         public const int flatten = 4096; // [4096]
-        public const int fc1 = 128; // [128]
         public const int fc1_bias = 128; // [128]
         public const int relu_3 = 128; // [128]
-        public const int fc2 = 10; // [10]
     }
 }

@@ -10,7 +10,9 @@ namespace NetDsl.Generator.Graph;
 /// contribution to a gradient buffer overwrites it and later ones (fan-out, a layer applied twice) add to it,
 /// so no buffer is ever zeroed. Inputs never get gradients, and nothing is computed for tensors that do not
 /// depend on a parameter. Gradients that pass through unchanged (bias, reshape, the sum of a residual) share
-/// their buffer instead of being copied.
+/// their buffer instead of being copied. A layer's weight gradient is scheduled before its input gradient, so
+/// the input gradient's GEMM is followed directly by the next op's elementwise gradient and can take it as its
+/// epilogue.
 /// </summary>
 internal sealed partial class ScheduleBuilder
 {
@@ -49,15 +51,15 @@ internal sealed partial class ScheduleBuilder
                     var (rows, k) = MatrixOf(_graph[xNode].Shape);
                     int n = node.Shape[node.Shape.Length - 1];
                     string w = _graph.Params[node.Param].Name;
-                    Contribute(node, xNode, (dx, acc) => new GemmStep
-                    {
-                        M = Extent.Batch(rows), N = Extent.Fixed(k), K = Extent.Fixed(n), A = dy, B = _param[node.Param], C = dx, Accumulate = acc,
-                        Comment = $"d{node.Label} input: d{ShapeMath.WithBatch(node.Shape)}·{w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
-                    });
                     ContributeParam(node, node.Param, (dw, acc) => new GemmStep
                     {
                         TransA = true, M = Extent.Fixed(n), N = Extent.Fixed(k), K = Extent.Batch(rows), A = dy, B = x, C = dw, Accumulate = acc,
                         Comment = $"d{w}: d{ShapeMath.WithBatch(node.Shape)}ᵀ·{ShapeMath.WithBatch(_graph[xNode].Shape)} → {ShapeMath.PerSample(_graph.Params[node.Param].Shape)}",
+                    });
+                    Contribute(node, xNode, (dx, acc) => new GemmStep
+                    {
+                        M = Extent.Batch(rows), N = Extent.Fixed(k), K = Extent.Fixed(n), A = dy, B = _param[node.Param], C = dx, Accumulate = acc,
+                        Comment = $"d{node.Label} input: d{ShapeMath.WithBatch(node.Shape)}·{w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
                     });
                     break;
                 }
@@ -77,15 +79,15 @@ internal sealed partial class ScheduleBuilder
                 {
                     var g = Window(node);
                     string w = _graph.Params[node.Param].Name;
-                    Contribute(node, xNode, (dx, acc) => new ConvStep
-                    {
-                        Pass = ConvPass.BackwardData, Geometry = g, In = dy, In2 = _param[node.Param], Out = dx, Accumulate = acc,
-                        Comment = $"d{node.Label} input: transposed conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
-                    });
                     ContributeParam(node, node.Param, (dw, acc) => new ConvStep
                     {
                         Pass = ConvPass.BackwardWeight, Geometry = g, In = x, In2 = dy, Out = dw, Accumulate = acc,
                         Comment = $"d{w}: correlate {ShapeMath.WithBatch(_graph[xNode].Shape)} with d{ShapeMath.WithBatch(node.Shape)} → {ShapeMath.PerSample(_graph.Params[node.Param].Shape)}",
+                    });
+                    Contribute(node, xNode, (dx, acc) => new ConvStep
+                    {
+                        Pass = ConvPass.BackwardData, Geometry = g, In = dy, In2 = _param[node.Param], Out = dx, Accumulate = acc,
+                        Comment = $"d{node.Label} input: transposed conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
                     });
                     break;
                 }

@@ -57,19 +57,26 @@ internal sealed class CpuEmitter
         switch (step)
         {
             case GemmStep g:
+                if (g.BiasGrad >= 0)
+                    _w.Line($"global::NetDsl.Runtime.Cpu.Rows.SumToChannels({Size(g.K)}, {Size(g.M)}, 1, {Read(g.A)}, {Write(g.BiasGrad)}, accumulate: {Bool(g.BiasGradAccumulate)});");
                 _w.Line($"global::NetDsl.Runtime.Cpu.Gemm.Multiply({Bool(g.TransA)}, {Bool(g.TransB)}, {Size(g.M)}, {Size(g.N)}, {Size(g.K)}, "
-                    + $"{Read(g.A)}, {Read(g.B)}, {Write(g.C)}, accumulate: {Bool(g.Accumulate)});");
+                    + $"{Read(g.A)}, {Read(g.B)}, {Write(g.AccumulatorTarget)}, accumulate: {Bool(g.Accumulate)});");
+                if (g.Epilogue is not null) Loop(g.Epilogue, g.M.Value * g.N.Value, g.AccumulatorTarget);
                 break;
             case ConvStep c:
                 {
                     string window = Window(c.Geometry);
+                    if (c.BiasGrad >= 0)
+                        _w.Line($"global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, {Invariant.Format(c.Geometry.OutChannels)}, {Invariant.Format(c.Geometry.OutHeight * c.Geometry.OutWidth)}, {Read(c.In2)}, {Write(c.BiasGrad)}, accumulate: {Bool(c.BiasGradAccumulate)});");
+                    int target = c.AccumulatorTarget;
                     string call = c.Pass switch
                     {
-                        ConvPass.Forward => $"Forward({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(c.Out)}, scratch);",
-                        ConvPass.BackwardData => $"BackwardData({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(c.Out)}, accumulate: {Bool(c.Accumulate)}, scratch);",
-                        _ => $"BackwardWeight({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(c.Out)}, accumulate: {Bool(c.Accumulate)}, scratch);",
+                        ConvPass.Forward => $"Forward({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(target)}, scratch);",
+                        ConvPass.BackwardData => $"BackwardData({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(target)}, accumulate: {Bool(c.Accumulate)}, scratch);",
+                        _ => $"BackwardWeight({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(target)}, accumulate: {Bool(c.Accumulate)}, scratch);",
                     };
                     _w.Line("global::NetDsl.Runtime.Cpu.Convolution." + call);
+                    if (c.Epilogue is not null) Loop(c.Epilogue, c.Pass == ConvPass.Forward ? c.Geometry.OutSize : c.Geometry.InSize, target);
                     break;
                 }
             case PoolStep p:
@@ -107,7 +114,7 @@ internal sealed class CpuEmitter
                     break;
                 }
             case ElementwiseStep e:
-                Elementwise(e);
+                Loop(e.Program, e.PerSample, accumulator: -1);
                 break;
             default:
                 throw new InvalidOperationException("The CPU emitter has no rule for " + step.GetType().Name);
@@ -116,48 +123,54 @@ internal sealed class CpuEmitter
 
     // ---- elementwise loops ---------------------------------------------------------------------------------
 
-    private void Elementwise(ElementwiseStep e)
+    /// <summary>
+    /// A pointwise loop over <c>batch · perSample</c> elements running <paramref name="program"/>; in an epilogue,
+    /// <see cref="EOp.Accumulator"/> reads the dense result from <paramref name="accumulator"/>.
+    /// </summary>
+    private void Loop(List<EInstr> program, int perSample, int accumulator)
     {
         _w.Open();
         // One local span per buffer, named after what it holds.
         var locals = new Dictionary<int, string>();
-        foreach (int b in e.Program.Where(i => i.Op is EOp.Load or EOp.LoadChannel or EOp.Store).Select(i => i.Buffer).Distinct())
+        var buffers = program.Where(i => i.Op is EOp.Load or EOp.LoadChannel or EOp.Store).Select(i => i.Buffer).ToList();
+        if (accumulator >= 0) buffers.Insert(0, accumulator);
+        foreach (int b in buffers.Distinct())
         {
             string name = "s" + Invariant.Format(locals.Count);
             locals[b] = name;
-            bool written = e.Program.Any(i => i.Op == EOp.Store && i.Buffer == b);
+            bool written = b == accumulator || program.Any(i => i.Op == EOp.Store && i.Buffer == b);
             _w.Line($"var {name} = {(written ? Write(b) : Read(b))}; // {_schedule.Buffers[b].Comment}");
         }
-        foreach (int seed in e.Program.Where(i => i.Op == EOp.DropoutScale).Select(i => i.Seed).Distinct())
+        foreach (int seed in program.Where(i => i.Op == EOp.DropoutScale).Select(i => i.Seed).Distinct())
             _w.Line($"ulong seed{Invariant.Format(seed)} = global::NetDsl.Runtime.CounterRandom.Derive(workspace.DropoutSeed, {Invariant.Format(seed)});");
 
-        var channel = e.Program.FirstOrDefault(i => i.Op == EOp.LoadChannel);
+        var channel = program.FirstOrDefault(i => i.Op == EOp.LoadChannel);
         if (channel is null)
         {
-            var stored = _schedule.Buffers[e.Program.Last(i => i.Op == EOp.Store).Buffer];
-            string count = stored.Kind == BufferKind.Output || stored.SizeOf.Length == 0 ? Invariant.Format(e.PerSample) : PerSample(stored);
+            var stored = _schedule.Buffers[program.Last(i => i.Op == EOp.Store).Buffer];
+            string count = stored.Kind == BufferKind.Output || stored.SizeOf.Length == 0 ? Invariant.Format(perSample) : PerSample(stored);
             _w.Open($"for (int i = 0; i < batch * {count}; i++)");
-            Program(e, locals, channelLoads: false);
+            Program(program, locals, accumulator);
             _w.Close();
         }
         else
         {
             int c = channel.Channels, inner = channel.Inner;
-            int outer = e.PerSample / (c * inner);
+            int outer = perSample / (c * inner);
             _w.Open($"for (int o = 0; o < {Outer(outer)}; o++)");
             _w.Open($"for (int c = 0; c < {Invariant.Format(c)}; c++)");
-            foreach (var (instr, index) in e.Program.Select((x, i) => (x, i)).Where(p => p.x.Op == EOp.LoadChannel))
+            foreach (var (instr, index) in program.Select((x, i) => (x, i)).Where(p => p.x.Op == EOp.LoadChannel))
                 _w.Line($"{_t} r{Invariant.Format(index)} = {locals[instr.Buffer]}[c];");
             if (inner == 1)
             {
                 _w.Line($"int i = o * {Invariant.Format(c)} + c;");
-                Program(e, locals, channelLoads: true);
+                Program(program, locals, accumulator);
             }
             else
             {
                 _w.Line($"int start = (o * {Invariant.Format(c)} + c) * {Invariant.Format(inner)};");
                 _w.Open($"for (int i = start; i < start + {Invariant.Format(inner)}; i++)");
-                Program(e, locals, channelLoads: true);
+                Program(program, locals, accumulator);
                 _w.Close();
             }
             _w.Close();
@@ -167,44 +180,30 @@ internal sealed class CpuEmitter
     }
 
     /// <summary>The per-element program: all loads first (so an output may share memory with an input), then the rest in order.</summary>
-    private void Program(ElementwiseStep e, Dictionary<int, string> locals, bool channelLoads)
+    private void Program(List<EInstr> program, Dictionary<int, string> locals, int accumulator)
     {
-        var order = e.Program.Select((instr, index) => (instr, index))
-            .Where(p => p.instr.Op == EOp.Load)
-            .Concat(e.Program.Select((instr, index) => (instr, index)).Where(p => p.instr.Op != EOp.Load && p.instr.Op != EOp.LoadChannel));
+        var order = program.Select((instr, index) => (instr, index))
+            .Where(p => p.instr.Op is EOp.Load or EOp.Accumulator)
+            .Concat(program.Select((instr, index) => (instr, index)).Where(p => p.instr.Op is not (EOp.Load or EOp.LoadChannel or EOp.Accumulator)));
         foreach (var (instr, index) in order)
         {
             string r = "r" + Invariant.Format(index);
             string a = instr.A >= 0 ? "r" + Invariant.Format(instr.A) : "";
             string b = instr.B >= 0 ? "r" + Invariant.Format(instr.B) : "";
-            string zero = Lit(0), one = Lit(1);
-            string? value = instr.Op switch
+            if (instr.Op == EOp.Store)
+            {
+                _w.Line($"{locals[instr.Buffer]}[i] = {a};");
+                continue;
+            }
+            string value = instr.Op switch
             {
                 EOp.Load => $"{locals[instr.Buffer]}[i]",
-                EOp.Const => Lit(instr.Value),
-                EOp.Add => $"{a} + {b}",
-                EOp.Mul => $"{a} * {b}",
-                EOp.Relu => $"global::System.Math.Max({a}, {zero})",
-                EOp.LeakyRelu => $"{a} > {zero} ? {a} : {a} * {Lit(instr.Value)}",
-                EOp.Sigmoid => $"global::NetDsl.Runtime.Activations.Sigmoid({a})",
-                EOp.Tanh => $"global::NetDsl.Runtime.Activations.Tanh({a})",
-                EOp.Gelu => $"global::NetDsl.Runtime.Activations.Gelu({a})",
-                EOp.GeluGrad => $"global::NetDsl.Runtime.Activations.GeluGrad({a})",
-                EOp.PositiveMask => $"{a} > {zero} ? {b} : {zero}",
-                EOp.LeakyMask => $"{a} > {zero} ? {b} : {b} * {Lit(instr.Value)}",
-                EOp.SigmoidGrad => $"{a} * ({one} - {a})",
-                EOp.TanhGrad => $"{one} - {a} * {a}",
-                EOp.DropoutScale => $"global::NetDsl.Runtime.CounterRandom.Keep(seed{Invariant.Format(instr.Seed)}, i, {DropoutThreshold(instr.Value)}) ? {Lit(1.0 / (1.0 - instr.Value))} : {zero}",
-                _ => null,
+                EOp.Accumulator => $"{locals[accumulator]}[i]",
+                _ => ElementwiseMath.Expression(instr, a, b, _t, "i"),
             };
-            if (instr.Op == EOp.Store) _w.Line($"{locals[instr.Buffer]}[i] = {a};");
-            else if (value is not null) _w.Line($"{_t} {r} = {value};");
-            else throw new InvalidOperationException("No CPU form for " + instr.Op);
+            _w.Line($"{_t} {r} = {value};");
         }
     }
-
-    /// <summary><c>p · 2³²</c> as the uint a 32-bit hash is compared with.</summary>
-    public static string DropoutThreshold(double p) => Invariant.Format((long)Math.Min(Math.Round(p * 4294967296.0), uint.MaxValue)) + "u";
 
     // ---- operands ------------------------------------------------------------------------------------------
 

@@ -101,8 +101,56 @@ internal abstract class Step
     public virtual bool IsPointwise => false;
 }
 
+/// <summary>
+/// A dense step that may carry fused work: an elementwise epilogue applied to each result element before it is
+/// stored (bias, activation, residual, an elementwise gradient), and a bias gradient computed from the same
+/// upstream gradient.
+/// </summary>
+internal abstract class DenseStep : Step
+{
+    /// <summary>The output buffer the dense result (the accumulator) belongs to.</summary>
+    public abstract int Output { get; }
+
+    /// <summary>Whether the dense result overwrites (false) or adds to (true) its output.</summary>
+    public abstract bool AccumulatesOutput { get; }
+
+    /// <summary>
+    /// The fused elementwise program over the result: <see cref="EOp.Accumulator"/> is the dense result of the
+    /// element; the program's loads and stores are its other inputs and outputs. Null when nothing is fused.
+    /// </summary>
+    public List<EInstr>? Epilogue { get; set; }
+
+    /// <summary>Whether the dense result itself is still stored into <see cref="Output"/> (a later step reads it).</summary>
+    public bool StoreAccumulator { get; set; } = true;
+
+    /// <summary>A fused bias gradient <c>db[c] (+)= Σ dY[…, c, …]</c> over this step's upstream gradient, or -1.</summary>
+    public int BiasGrad { get; set; } = -1;
+
+    public bool BiasGradAccumulate { get; set; }
+
+    /// <summary>The buffer that receives the dense result: the output, or, when it is not kept, the epilogue's first store.</summary>
+    public int AccumulatorTarget => StoreAccumulator || Epilogue is null ? Output : Epilogue.First(i => i.Op == EOp.Store).Buffer;
+
+    protected IEnumerable<int> Fused(IEnumerable<int> reads)
+    {
+        var all = new List<int>(reads);
+        if (Epilogue is not null) all.AddRange(Epilogue.Where(i => i.Op == EOp.Load || i.Op == EOp.LoadChannel).Select(i => i.Buffer));
+        if (BiasGrad >= 0 && BiasGradAccumulate) all.Add(BiasGrad);
+        return all.Distinct();
+    }
+
+    protected IEnumerable<int> FusedWrites()
+    {
+        var all = new List<int>();
+        if (StoreAccumulator || Epilogue is null) all.Add(Output);
+        if (Epilogue is not null) all.AddRange(Epilogue.Where(i => i.Op == EOp.Store).Select(i => i.Buffer));
+        if (BiasGrad >= 0) all.Add(BiasGrad);
+        return all.Distinct();
+    }
+}
+
 /// <summary><c>C[M,N] (+)= op(A)·op(B)</c> on row-major buffers.</summary>
-internal sealed class GemmStep : Step
+internal sealed class GemmStep : DenseStep
 {
     public bool TransA { get; set; }
 
@@ -122,9 +170,13 @@ internal sealed class GemmStep : Step
 
     public bool Accumulate { get; set; }
 
-    public override IEnumerable<int> Reads => Accumulate ? new[] { A, B, C } : new[] { A, B };
+    public override int Output => C;
 
-    public override IEnumerable<int> Writes => new[] { C };
+    public override bool AccumulatesOutput => Accumulate;
+
+    public override IEnumerable<int> Reads => Fused(Accumulate ? new[] { A, B, C } : new[] { A, B });
+
+    public override IEnumerable<int> Writes => FusedWrites();
 }
 
 internal enum ConvPass
@@ -138,7 +190,7 @@ internal enum ConvPass
 /// A 2-D convolution pass. Forward: <c>Y = conv(X, W)</c>. BackwardData: <c>dX (+)= convᵀ(dY, W)</c>.
 /// BackwardWeight: <c>dW (+)= corr(X, dY)</c>.
 /// </summary>
-internal sealed class ConvStep : Step
+internal sealed class ConvStep : DenseStep
 {
     public ConvPass Pass { get; set; }
 
@@ -154,9 +206,13 @@ internal sealed class ConvStep : Step
 
     public bool Accumulate { get; set; }
 
-    public override IEnumerable<int> Reads => Accumulate ? new[] { In, In2, Out } : new[] { In, In2 };
+    public override int Output => Out;
 
-    public override IEnumerable<int> Writes => new[] { Out };
+    public override bool AccumulatesOutput => Accumulate;
+
+    public override IEnumerable<int> Reads => Fused(Accumulate ? new[] { In, In2, Out } : new[] { In, In2 });
+
+    public override IEnumerable<int> Writes => FusedWrites();
 }
 
 /// <summary>Pooling forward (<c>Y = pool(X)</c>, recording max positions into Index) or backward (<c>dX (+)= …</c>).</summary>
@@ -353,6 +409,9 @@ internal enum EOp
 
     /// <summary>Store register A into element i of a buffer.</summary>
     Store,
+
+    /// <summary>In a fused epilogue: the dense step's result for element i.</summary>
+    Accumulator,
 }
 
 /// <summary>One instruction of an elementwise program; its result is the register with its own index.</summary>

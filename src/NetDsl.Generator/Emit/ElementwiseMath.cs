@@ -1,0 +1,38 @@
+using System;
+using NetDsl.Generator.Graph;
+
+namespace NetDsl.Generator.Emit;
+
+/// <summary>
+/// The C# expression of each elementwise instruction, shared by the CPU loops and the ILGPU kernels so both
+/// backends compute the same function the same way.
+/// </summary>
+internal static class ElementwiseMath
+{
+    /// <summary>The expression of a computing instruction over registers <paramref name="a"/> and <paramref name="b"/>; <paramref name="index"/> is the element's global index (for dropout).</summary>
+    public static string Expression(EInstr instr, string a, string b, string t, string index)
+    {
+        string zero = Invariant.Literal(0, t), one = Invariant.Literal(1, t);
+        return instr.Op switch
+        {
+            EOp.Const => Invariant.Literal(instr.Value, t),
+            EOp.Add => $"{a} + {b}",
+            EOp.Mul => $"{a} * {b}",
+            EOp.Relu => $"global::System.Math.Max({a}, {zero})",
+            EOp.LeakyRelu => $"{a} > {zero} ? {a} : {a} * {Invariant.Literal(instr.Value, t)}",
+            EOp.Sigmoid => $"global::NetDsl.Runtime.Activations.Sigmoid({a})",
+            EOp.Tanh => $"global::NetDsl.Runtime.Activations.Tanh({a})",
+            EOp.Gelu => $"global::NetDsl.Runtime.Activations.Gelu({a})",
+            EOp.GeluGrad => $"global::NetDsl.Runtime.Activations.GeluGrad({a})",
+            EOp.PositiveMask => $"{a} > {zero} ? {b} : {zero}",
+            EOp.LeakyMask => $"{a} > {zero} ? {b} : {b} * {Invariant.Literal(instr.Value, t)}",
+            EOp.SigmoidGrad => $"{a} * ({one} - {a})",
+            EOp.TanhGrad => $"{one} - {a} * {a}",
+            EOp.DropoutScale => $"global::NetDsl.Runtime.CounterRandom.Keep(seed{Invariant.Format(instr.Seed)}, {index}, {DropoutThreshold(instr.Value)}) ? {Invariant.Literal(1.0 / (1.0 - instr.Value), t)} : {zero}",
+            _ => throw new InvalidOperationException("No expression for " + instr.Op),
+        };
+    }
+
+    /// <summary><c>p · 2³²</c> as the uint a 32-bit hash is compared with.</summary>
+    public static string DropoutThreshold(double p) => Invariant.Format((long)Math.Min(Math.Round(p * 4294967296.0), uint.MaxValue)) + "u";
+}
