@@ -21,7 +21,10 @@ internal sealed record GeneratedNetwork(string HintName, string Source, string? 
 /// </summary>
 internal static class NetworkCompiler
 {
-    public static GeneratedNetwork Generate(NetworkSpec spec, CancellationToken ct)
+    public static GeneratedNetwork Generate(NetworkSpec spec, CancellationToken ct) => Generate(spec, deviceKernels: false, ct);
+
+    /// <summary>Compiles a network; <paramref name="deviceKernels"/> adds its ILGPU program (float networks, projects referencing NetDsl.Runtime.Gpu).</summary>
+    public static GeneratedNetwork Generate(NetworkSpec spec, bool deviceKernels, CancellationToken ct)
     {
         string hint = spec.FullName + ".g.cs";
         if (!spec.CanEmit) return new GeneratedNetwork(hint, "", null);
@@ -31,7 +34,8 @@ internal static class NetworkCompiler
             ct.ThrowIfCancellationRequested();
             if (graph is null) return new GeneratedNetwork(hint, NetworkEmitter.EmitStandIn(spec), null);
             var compiled = Compile(graph, ct);
-            return new GeneratedNetwork(hint, NetworkEmitter.Emit(spec, graph, compiled.Training, compiled.TrainingPlan, compiled.Inference, compiled.InferencePlan), null);
+            bool device = deviceKernels && spec.ElementType == "float";
+            return new GeneratedNetwork(hint, NetworkEmitter.Emit(spec, graph, compiled.Training, compiled.TrainingPlan, compiled.Inference, compiled.InferencePlan, device), null);
         }
         catch (OperationCanceledException)
         {

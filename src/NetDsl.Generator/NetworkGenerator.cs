@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Text;
@@ -19,6 +20,9 @@ public sealed class NetworkGenerator : IIncrementalGenerator
     /// <summary>Tracking name of the parse step.</summary>
     public const string SpecStep = "NetworkSpec";
 
+    /// <summary>Tracking name of the step that finds out whether the project references NetDsl.Runtime.Gpu.</summary>
+    public const string DeviceStep = "DeviceKernels";
+
     /// <summary>Tracking name of the compile-and-emit step.</summary>
     public const string SourceStep = "GeneratedSource";
 
@@ -31,8 +35,14 @@ public sealed class NetworkGenerator : IIncrementalGenerator
                 static (ctx, ct) => NetworkParser.Parse((INamedTypeSymbol)ctx.TargetSymbol, ctx.SemanticModel.Compilation, ct).Spec)
             .WithTrackingName(SpecStep);
 
+        // The one compilation-wide fact the generator needs: whether the project can run device kernels.
+        var deviceKernels = context.CompilationProvider
+            .Select(static (compilation, _) => compilation.ReferencedAssemblyNames.Any(a => a.Name == "NetDsl.Runtime.Gpu"))
+            .WithTrackingName(DeviceStep);
+
         var sources = specs
-            .Select(static (spec, ct) => NetworkCompiler.Generate(spec, ct))
+            .Combine(deviceKernels)
+            .Select(static (input, ct) => NetworkCompiler.Generate(input.Left, input.Right, ct))
             .WithTrackingName(SourceStep);
 
         context.RegisterSourceOutput(sources, static (spc, generated) =>

@@ -87,8 +87,19 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     /// Creates a trainer that runs forward, loss, backward and the optimizer update for batches of up to
     /// <paramref name="batchSize"/> samples (a shorter last batch is fine). All its memory is allocated here.
     /// </summary>
-    public Trainer<T> CreateTrainer(Optimizer optimizer, Loss loss, int batchSize, int seed = 0)
-        => new(this, optimizer, loss, batchSize, seed);
+    /// <param name="optimizer">The optimizer settings.</param>
+    /// <param name="loss">The loss.</param>
+    /// <param name="batchSize">The largest batch a step will take.</param>
+    /// <param name="seed">Seeds the dropout masks.</param>
+    /// <param name="device">Where to train: <see cref="Device.Cpu"/> (the default) or a GPU device.</param>
+    public Trainer<T> CreateTrainer(Optimizer optimizer, Loss loss, int batchSize, int seed = 0, Device? device = null)
+        => (device ?? Device.Cpu).CreateTrainer(this, optimizer, loss, batchSize, seed);
+
+    /// <summary>
+    /// The generated ILGPU kernels of this network, when it was compiled in a project that references
+    /// NetDsl.Runtime.Gpu; otherwise null. Only GPU devices call this, so CPU-only code never loads ILGPU.
+    /// </summary>
+    protected internal virtual object? CreateDeviceProgram() => null;
 
     /// <summary>The number of whole samples in <paramref name="input"/>, or an exception naming the expected size.</summary>
     internal int BatchOf(ReadOnlySpan<T> input, string paramName)

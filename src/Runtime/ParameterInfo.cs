@@ -94,6 +94,15 @@ public sealed class NetworkDescription
     /// <summary>Buffer sizes of the inference schedule (forward only).</summary>
     public MemoryPlanSizes InferencePlan { get; }
 
+    /// <summary>Steps (kernels on a device) of one training forward and backward pass, after fusion.</summary>
+    public int TrainingSteps { get; init; }
+
+    /// <summary>Steps (kernels on a device) of one inference pass.</summary>
+    public int InferenceSteps { get; init; }
+
+    /// <summary>Elements per sample the training activations would take if no two buffers shared memory.</summary>
+    public long UnplannedActivationsPerSample { get; init; }
+
     /// <summary>Finds a parameter by its state_dict name.</summary>
     public ParameterInfo? FindParameter(string name)
     {

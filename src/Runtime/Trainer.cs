@@ -5,40 +5,29 @@ using System.Threading;
 namespace NetDsl.Runtime;
 
 /// <summary>
-/// Trains a compiled network: each <see cref="Step(ReadOnlySpan{T}, ReadOnlySpan{int})"/> runs the compiled
-/// forward pass, the loss and its gradient, the compiled backward pass and one optimizer update, in memory
-/// allocated once when the trainer is created.
+/// Trains a compiled network on a device: each <see cref="Step(ReadOnlySpan{T}, ReadOnlySpan{int})"/> runs the
+/// compiled forward pass, the loss and its gradient, the compiled backward pass and one optimizer update, in
+/// memory allocated once when the trainer is created. Per step only the inputs and targets go in and the
+/// outputs and the loss come out. A trainer may be used by one thread at a time.
 /// </summary>
-public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
+public abstract class Trainer<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly CompiledNetwork<T> _network;
-    private readonly Workspace<T> _workspace;
-    private readonly OptimizerState<T> _state;
-    private readonly T[] _output;
-    private readonly T[] _outputGradient;
-    private readonly ulong _seed;
     private int _busy;
     private bool _disposed;
-    private int _lastBatch;
 
-    internal Trainer(CompiledNetwork<T> network, Optimizer optimizer, Loss loss, int batchCapacity, int seed)
+    /// <summary>Validates the settings; called by devices.</summary>
+    protected Trainer(CompiledNetwork<T> network, Optimizer optimizer, Loss loss, int batchCapacity)
     {
-        _network = network ?? throw new ArgumentNullException(nameof(network));
+        Network = network ?? throw new ArgumentNullException(nameof(network));
         Optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
         Loss = loss ?? throw new ArgumentNullException(nameof(loss));
         if (batchCapacity < 1)
             throw new ArgumentOutOfRangeException(nameof(batchCapacity), batchCapacity, "The batch size must be at least 1.");
-        var d = network.Description;
         BatchCapacity = batchCapacity;
-        _workspace = new Workspace<T>(d.TrainingPlan, batchCapacity, d.ParameterCount);
-        _state = optimizer.CreateState<T>(d.ParameterCount);
-        _output = new T[checked(batchCapacity * d.OutputSize)];
-        _outputGradient = new T[_output.Length];
-        _seed = CounterRandom.Derive((ulong)(uint)seed, 0x7472616E);
     }
 
     /// <summary>The network being trained.</summary>
-    public CompiledNetwork<T> Network => _network;
+    public CompiledNetwork<T> Network { get; }
 
     /// <summary>The optimizer settings (its learning rate may be changed between steps).</summary>
     public Optimizer Optimizer { get; }
@@ -49,91 +38,103 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <summary>The largest batch a step accepts.</summary>
     public int BatchCapacity { get; }
 
+    /// <summary>The device the trainer's memory lives on.</summary>
+    public abstract Device Device { get; }
+
     /// <summary>Optimizer updates applied so far.</summary>
-    public long StepCount => _state.StepCount;
+    public abstract long StepCount { get; }
 
-    /// <summary>The optimizer's state buffers.</summary>
-    public OptimizerState<T> OptimizerState => _state;
-
-    /// <summary>Parameter gradients of the last computed batch, in the parameters' layout.</summary>
-    public ReadOnlySpan<T> Gradients => _workspace.Gradients;
+    /// <summary>Parameter gradients of the last computed batch, in the parameters' layout (copied from the device if needed).</summary>
+    public abstract ReadOnlySpan<T> Gradients { get; }
 
     /// <summary>Network outputs of the last computed batch.</summary>
-    public ReadOnlySpan<T> Outputs => _output.AsSpan(0, _lastBatch * _network.Description.OutputSize);
-
-    /// <summary>Bytes held by the trainer's workspace (activations, indices, scratch, gradients).</summary>
-    public long WorkspaceBytes => _workspace.Bytes;
+    public abstract ReadOnlySpan<T> Outputs { get; }
 
     /// <summary>One training step against class labels: forward, loss, backward, update. Returns the batch's mean loss.</summary>
-    public T Step(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels)
-    {
-        T loss = ComputeGradients(inputs, labels);
-        ApplyUpdate();
-        return loss;
-    }
+    public T Step(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels) => Run(inputs, labels, default, useLabels: true, update: true);
 
     /// <summary>One training step against target values: forward, loss, backward, update. Returns the batch's mean loss.</summary>
-    public T Step(ReadOnlySpan<T> inputs, ReadOnlySpan<T> targets)
-    {
-        T loss = ComputeGradients(inputs, targets);
-        ApplyUpdate();
-        return loss;
-    }
+    public T Step(ReadOnlySpan<T> inputs, ReadOnlySpan<T> targets) => Run(inputs, default, targets, useLabels: false, update: true);
 
     /// <summary>Forward, loss and backward without an update; the gradients are then in <see cref="Gradients"/>.</summary>
-    public T ComputeGradients(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels)
-    {
-        Enter();
-        try
-        {
-            int batch = Begin(inputs);
-            if (labels.Length != batch)
-                throw new ArgumentException($"There are {labels.Length} labels for {batch} samples; expected {batch}, one class index per sample.", nameof(labels));
-            int n = batch * _network.Description.OutputSize;
-            T loss = Loss.Evaluate(_output.AsSpan(0, n), labels, _outputGradient.AsSpan(0, n), batch, _network.Description.OutputSize);
-            _network.Backward(inputs, _output.AsSpan(0, n), _outputGradient.AsSpan(0, n), _workspace, batch);
-            return loss;
-        }
-        finally { Exit(); }
-    }
+    public T ComputeGradients(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels) => Run(inputs, labels, default, useLabels: true, update: false);
 
     /// <summary>Forward, loss and backward without an update; the gradients are then in <see cref="Gradients"/>.</summary>
-    public T ComputeGradients(ReadOnlySpan<T> inputs, ReadOnlySpan<T> targets)
-    {
-        Enter();
-        try
-        {
-            int batch = Begin(inputs);
-            int n = batch * _network.Description.OutputSize;
-            if (targets.Length != n)
-                throw new ArgumentException($"There are {targets.Length} targets for {batch} samples; expected {n} ({batch} × {_network.Description.OutputSize} outputs).", nameof(targets));
-            T loss = Loss.Evaluate(_output.AsSpan(0, n), targets, _outputGradient.AsSpan(0, n), batch, _network.Description.OutputSize);
-            _network.Backward(inputs, _output.AsSpan(0, n), _outputGradient.AsSpan(0, n), _workspace, batch);
-            return loss;
-        }
-        finally { Exit(); }
-    }
+    public T ComputeGradients(ReadOnlySpan<T> inputs, ReadOnlySpan<T> targets) => Run(inputs, default, targets, useLabels: false, update: false);
 
     /// <summary>Applies one optimizer update from the current gradients.</summary>
     public void ApplyUpdate()
     {
         Enter();
-        try { _state.Step(_network.ParameterData, _workspace.Gradients); }
+        try { Update(); }
         finally { Exit(); }
     }
 
-    /// <summary>Releases the trainer; further use throws <see cref="ObjectDisposedException"/>.</summary>
-    public void Dispose() => _disposed = true;
-
-    private int Begin(ReadOnlySpan<T> inputs)
+    /// <summary>Inference (dropout off) on this trainer's device with its current parameters.</summary>
+    public void Predict(ReadOnlySpan<T> input, Span<T> output)
     {
-        int batch = _network.BatchOf(inputs, nameof(inputs));
-        if (batch > BatchCapacity)
-            throw new ArgumentException($"The batch has {batch} samples but this trainer was created for at most {BatchCapacity}.", nameof(inputs));
-        _workspace.DropoutSeed = CounterRandom.Derive(_seed, (ulong)_state.StepCount);
-        _lastBatch = batch;
-        _network.ForwardTraining(inputs, _output.AsSpan(0, batch * _network.Description.OutputSize), _workspace, batch);
-        return batch;
+        Enter();
+        try { Infer(input, output); }
+        finally { Exit(); }
+    }
+
+    /// <summary>Copies the trainer's parameters into <see cref="Network"/> (a no-op where they are the same memory).</summary>
+    public virtual void CopyParametersToNetwork() { }
+
+    /// <summary>Releases the trainer's memory, copying its parameters back to the network first; further use throws.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        Dispose(true);
+        _disposed = true;
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases resources.</summary>
+    protected virtual void Dispose(bool disposing) { }
+
+    /// <summary>Runs forward, loss and backward for a validated batch; returns the mean loss.</summary>
+    protected abstract T ForwardBackward(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels, ReadOnlySpan<T> targets, bool useLabels, int batch);
+
+    /// <summary>Applies one optimizer update.</summary>
+    protected abstract void Update();
+
+    /// <summary>Runs inference for a validated batch.</summary>
+    protected abstract void Infer(ReadOnlySpan<T> input, Span<T> output);
+
+    private T Run(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels, ReadOnlySpan<T> targets, bool useLabels, bool update)
+    {
+        Enter();
+        try
+        {
+            var d = Network.Description;
+            int batch = Network.BatchOf(inputs, nameof(inputs));
+            if (batch > BatchCapacity)
+                throw new ArgumentException($"The batch has {batch} samples but this trainer was created for at most {BatchCapacity}.", nameof(inputs));
+            if (useLabels)
+            {
+                if (!Loss.TakesClassLabels)
+                    throw new ArgumentException($"{Loss.Name} takes float targets (one per output element), not integer class labels.", nameof(labels));
+                if (labels.Length != batch)
+                    throw new ArgumentException($"There are {labels.Length} labels for {batch} samples; expected {batch}, one class index per sample.", nameof(labels));
+                for (int b = 0; b < batch; b++)
+                    if ((uint)labels[b] >= (uint)d.OutputSize)
+                        throw new ArgumentOutOfRangeException(nameof(labels), labels[b],
+                            $"Label {labels[b]} at index {b} is outside the class range: expected 0 to {d.OutputSize - 1} for {d.OutputSize} outputs.");
+            }
+            else
+            {
+                if (Loss.TakesClassLabels)
+                    throw new ArgumentException($"{Loss.Name} takes integer class labels (one per sample), not float targets.", nameof(targets));
+                int n = batch * d.OutputSize;
+                if (targets.Length != n)
+                    throw new ArgumentException($"There are {targets.Length} targets for {batch} samples; expected {n} ({batch} × {d.OutputSize} outputs).", nameof(targets));
+            }
+            T loss = ForwardBackward(inputs, labels, targets, useLabels, batch);
+            if (update) Update();
+            return loss;
+        }
+        finally { Exit(); }
     }
 
     private void Enter()
@@ -144,4 +145,53 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     }
 
     private void Exit() => Volatile.Write(ref _busy, 0);
+}
+
+/// <summary>The managed CPU trainer: runs the generated C# schedules in a <see cref="Workspace{T}"/>.</summary>
+internal sealed class CpuTrainer<T> : Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly Workspace<T> _workspace;
+    private readonly OptimizerState<T> _state;
+    private readonly T[] _output;
+    private readonly T[] _outputGradient;
+    private readonly ulong _seed;
+    private int _lastBatch;
+
+    public CpuTrainer(CompiledNetwork<T> network, Optimizer optimizer, Loss loss, int batchCapacity, int seed)
+        : base(network, optimizer, loss, batchCapacity)
+    {
+        var d = network.Description;
+        _workspace = new Workspace<T>(d.TrainingPlan, batchCapacity, d.ParameterCount);
+        _state = optimizer.CreateState<T>(d.ParameterCount);
+        _output = new T[checked(batchCapacity * d.OutputSize)];
+        _outputGradient = new T[_output.Length];
+        _seed = CounterRandom.Derive((ulong)(uint)seed, 0x7472616E);
+    }
+
+    public override Device Device => Device.Cpu;
+
+    public override long StepCount => _state.StepCount;
+
+    public override ReadOnlySpan<T> Gradients => _workspace.Gradients;
+
+    public override ReadOnlySpan<T> Outputs => _output.AsSpan(0, _lastBatch * Network.Description.OutputSize);
+
+    protected override T ForwardBackward(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels, ReadOnlySpan<T> targets, bool useLabels, int batch)
+    {
+        int size = Network.Description.OutputSize, n = batch * size;
+        _workspace.DropoutSeed = CounterRandom.Derive(_seed, (ulong)_state.StepCount);
+        _lastBatch = batch;
+        var output = _output.AsSpan(0, n);
+        var gradient = _outputGradient.AsSpan(0, n);
+        Network.ForwardTraining(inputs, output, _workspace, batch);
+        T loss = useLabels
+            ? Loss.Evaluate<T>(output, labels, gradient, batch, size)
+            : Loss.Evaluate<T>(output, targets, gradient, batch, size);
+        Network.Backward(inputs, output, gradient, _workspace, batch);
+        return loss;
+    }
+
+    protected override void Update() => _state.Step(Network.ParameterData, _workspace.Gradients);
+
+    protected override void Infer(ReadOnlySpan<T> input, Span<T> output) => Network.Predict(input, output);
 }

@@ -35,6 +35,12 @@ public static class Harness
             References.Value,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
 
+    /// <summary>What a project that also references NetDsl.Runtime.Gpu (and so ILGPU) compiles against.</summary>
+    public static CSharpCompilation WithGpuRuntime(CSharpCompilation compilation)
+        => compilation.AddReferences(
+            MetadataReference.CreateFromFile(typeof(NetDsl.Runtime.Gpu.GpuDevice).Assembly.Location),
+            MetadataReference.CreateFromFile(typeof(ILGPU.Index1D).Assembly.Location));
+
     public static GeneratorDriver Driver(bool track = false)
         => CSharpGeneratorDriver.Create(
             new[] { new NetworkGenerator().AsSourceGenerator() },

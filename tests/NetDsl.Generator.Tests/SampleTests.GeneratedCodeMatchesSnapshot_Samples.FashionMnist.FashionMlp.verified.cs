@@ -22,6 +22,7 @@ namespace Samples.FashionMnist;
 /// activations per sample:  training 2,560 bytes (planned; 3,072 without sharing), inference 1,536 bytes
 /// im2col scratch:          0 bytes
 /// steps:                   training 8 (forward 3, backward 5), inference 3
+/// device launches:         10 per training step (the steps, the fused loss, the optimizer), 3 per inference
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -43,6 +44,10 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
     public const long InferenceBytesPerSample = 1536;
     /// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>
     public const int TrainingStepCount = 8;
+    /// <summary>Kernel launches of one training step on a device: the steps, the fused loss kernel and the optimizer kernel.</summary>
+    public const int KernelLaunchesPerTrainingStep = 10;
+    /// <summary>Bytes the training activations would take per sample if no two buffers shared memory (the plan's baseline).</summary>
+    public const long UnplannedTrainingBytesPerSample = 3072;
     /// <summary>The per-sample input shape, [1,28,28].</summary>
     public static global::System.ReadOnlySpan<int> InputShape => [1, 28, 28];
     /// <summary>The per-sample output shape, [10].</summary>
@@ -61,7 +66,12 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
             new("fc3.bias", Layout.fc3_bias, [10], global::NetDsl.Runtime.ParameterInit.Uniform, 0.08838834764831843),
         ],
         new global::NetDsl.Runtime.MemoryPlanSizes(640, 0, 0),
-        new global::NetDsl.Runtime.MemoryPlanSizes(384, 0, 0));
+        new global::NetDsl.Runtime.MemoryPlanSizes(384, 0, 0))
+        {
+            TrainingSteps = 8,
+            InferenceSteps = 3,
+            UnplannedActivationsPerSample = 768,
+        };
 
     /// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name="seed"/>.</summary>
     public FashionMlp(int seed = 0) : base(s_description, seed)

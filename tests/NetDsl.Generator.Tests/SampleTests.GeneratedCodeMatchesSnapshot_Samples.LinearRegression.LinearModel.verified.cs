@@ -17,6 +17,7 @@ namespace Samples.LinearRegression;
 /// activations per sample:  training 0 bytes (planned; 0 without sharing), inference 0 bytes
 /// im2col scratch:          0 bytes
 /// steps:                   training 2 (forward 1, backward 1), inference 1
+/// device launches:         4 per training step (the steps, the fused loss, the optimizer), 1 per inference
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -38,6 +39,10 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
     public const long InferenceBytesPerSample = 0;
     /// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>
     public const int TrainingStepCount = 2;
+    /// <summary>Kernel launches of one training step on a device: the steps, the fused loss kernel and the optimizer kernel.</summary>
+    public const int KernelLaunchesPerTrainingStep = 4;
+    /// <summary>Bytes the training activations would take per sample if no two buffers shared memory (the plan's baseline).</summary>
+    public const long UnplannedTrainingBytesPerSample = 0;
     /// <summary>The per-sample input shape, [1].</summary>
     public static global::System.ReadOnlySpan<int> InputShape => [1];
     /// <summary>The per-sample output shape, [1].</summary>
@@ -52,7 +57,12 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
             new("line.bias", Layout.line_bias, [1], global::NetDsl.Runtime.ParameterInit.Uniform, 1),
         ],
         new global::NetDsl.Runtime.MemoryPlanSizes(0, 0, 0),
-        new global::NetDsl.Runtime.MemoryPlanSizes(0, 0, 0));
+        new global::NetDsl.Runtime.MemoryPlanSizes(0, 0, 0))
+        {
+            TrainingSteps = 2,
+            InferenceSteps = 1,
+            UnplannedActivationsPerSample = 0,
+        };
 
     /// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name="seed"/>.</summary>
     public LinearModel(int seed = 0) : base(s_description, seed)

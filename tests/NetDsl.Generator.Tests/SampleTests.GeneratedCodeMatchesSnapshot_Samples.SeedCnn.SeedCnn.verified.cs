@@ -26,6 +26,7 @@ namespace Samples.SeedCnn;
 /// activations per sample:  training 360,448 bytes (planned; 738,304 without sharing), inference 163,840 bytes
 /// im2col scratch:          294,912 bytes
 /// steps:                   training 17 (forward 6, backward 11), inference 6
+/// device launches:         19 per training step (the steps, the fused loss, the optimizer), 6 per inference
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -47,6 +48,10 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     public const long InferenceBytesPerSample = 163840;
     /// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>
     public const int TrainingStepCount = 17;
+    /// <summary>Kernel launches of one training step on a device: the steps, the fused loss kernel and the optimizer kernel.</summary>
+    public const int KernelLaunchesPerTrainingStep = 19;
+    /// <summary>Bytes the training activations would take per sample if no two buffers shared memory (the plan's baseline).</summary>
+    public const long UnplannedTrainingBytesPerSample = 738304;
     /// <summary>The per-sample input shape, [3,32,32].</summary>
     public static global::System.ReadOnlySpan<int> InputShape => [3, 32, 32];
     /// <summary>The per-sample output shape, [10].</summary>
@@ -67,7 +72,12 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             new("fc2.bias", Layout.fc2_bias, [10], global::NetDsl.Runtime.ParameterInit.Uniform, 0.08838834764831843),
         ],
         new global::NetDsl.Runtime.MemoryPlanSizes(77824, 12288, 73728),
-        new global::NetDsl.Runtime.MemoryPlanSizes(40960, 0, 73728));
+        new global::NetDsl.Runtime.MemoryPlanSizes(40960, 0, 73728))
+        {
+            TrainingSteps = 17,
+            InferenceSteps = 6,
+            UnplannedActivationsPerSample = 172288,
+        };
 
     /// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name="seed"/>.</summary>
     public SeedCnn(int seed = 0) : base(s_description, seed)

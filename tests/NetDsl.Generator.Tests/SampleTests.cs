@@ -33,6 +33,17 @@ public class SampleTests
             Snapshot.Verify(text, Path.GetFileNameWithoutExtension(Path.GetFileNameWithoutExtension(file)));
     }
 
+    /// <summary>With NetDsl.Runtime.Gpu referenced, the same file also carries the network's ILGPU kernels.</summary>
+    [Fact]
+    public void DeviceKernelsMatchSnapshot()
+    {
+        var result = Harness.Run(Harness.WithGpuRuntime(CompileSample("SeedCnn")));
+        Assert.True(!result.Errors.Any(), result.Describe());
+        var text = Assert.Single(result.Generated).Value;
+        Assert.Contains("internal sealed class DeviceKernels", text);
+        Snapshot.Verify(text, "SeedCnn");
+    }
+
     [Theory]
     [MemberData(nameof(Samples))]
     public void CompilesWithZeroDiagnostics(string sample)

@@ -12,13 +12,13 @@ internal static class NetworkEmitter
     public const string GeneratorName = "NetDsl.Generator";
     public const string GeneratorVersion = "0.1.0";
 
-    public static string Emit(NetworkSpec spec, NetworkGraph graph, Schedule training, MemoryPlan trainingPlan, Schedule inference, MemoryPlan inferencePlan)
+    public static string Emit(NetworkSpec spec, NetworkGraph graph, Schedule training, MemoryPlan trainingPlan, Schedule inference, MemoryPlan inferencePlan, bool deviceKernels = false)
     {
         var summary = Summary.Build(graph, trainingPlan, inferencePlan, training.Steps.Count, inference.Steps.Count);
         string t = graph.ElementType;
         string name = Names.Identifier(spec.Name);
         var w = new CodeWriter();
-        Header(spec, w);
+        Header(spec, w, deviceKernels);
 
         // ---- the class and its summary
         w.Line("/// <summary>");
@@ -32,6 +32,7 @@ internal static class NetworkEmitter
         w.Line($"/// activations per sample:  training {Invariant.Grouped(trainingPlan.ActivationsPerSample * bytes + trainingPlan.IndicesPerSample * 4L)} bytes (planned; {Invariant.Grouped(trainingPlan.UnplannedPerSample * bytes + trainingPlan.IndicesPerSample * 4L)} without sharing), inference {Invariant.Grouped(inferencePlan.ActivationsPerSample * bytes)} bytes");
         w.Line($"/// im2col scratch:          {Invariant.Grouped(trainingPlan.Scratch * bytes)} bytes");
         w.Line($"/// steps:                   training {summary.TrainingSteps} (forward {training.ForwardSteps}, backward {training.Steps.Count - training.ForwardSteps}), inference {summary.InferenceSteps}");
+        w.Line($"/// device launches:         {summary.TrainingSteps + 2} per training step (the steps, the fused loss, the optimizer), {summary.InferenceSteps} per inference");
         w.Line("/// </code>");
         w.Line("/// </summary>");
         w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.Quote(GeneratorName)}, {Names.Quote(GeneratorVersion)})]");
@@ -56,6 +57,10 @@ internal static class NetworkEmitter
         w.Line($"public const long InferenceBytesPerSample = {Invariant.Format(inferencePlan.ActivationsPerSample * bytes)};");
         w.Line("/// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>");
         w.Line($"public const int TrainingStepCount = {Invariant.Format(summary.TrainingSteps)};");
+        w.Line("/// <summary>Kernel launches of one training step on a device: the steps, the fused loss kernel and the optimizer kernel.</summary>");
+        w.Line($"public const int KernelLaunchesPerTrainingStep = {Invariant.Format(summary.TrainingSteps + 2)};");
+        w.Line("/// <summary>Bytes the training activations would take per sample if no two buffers shared memory (the plan's baseline).</summary>");
+        w.Line($"public const long UnplannedTrainingBytesPerSample = {Invariant.Format(trainingPlan.UnplannedPerSample * bytes + trainingPlan.IndicesPerSample * 4L)};");
         w.Line($"/// <summary>The per-sample input shape, {ShapeMath.PerSample(input.Shape)}.</summary>");
         w.Line($"public static global::System.ReadOnlySpan<int> InputShape => [{string.Join(", ", input.Shape.Select(Invariant.Format))}];");
         w.Line($"/// <summary>The per-sample output shape, {ShapeMath.PerSample(output.Shape)}.</summary>");
@@ -75,7 +80,12 @@ internal static class NetworkEmitter
         w.Outdent();
         w.Line("],");
         w.Line($"new global::NetDsl.Runtime.MemoryPlanSizes({Invariant.Format(trainingPlan.ActivationsPerSample)}, {Invariant.Format(trainingPlan.IndicesPerSample)}, {Invariant.Format(trainingPlan.Scratch)}),");
-        w.Line($"new global::NetDsl.Runtime.MemoryPlanSizes({Invariant.Format(inferencePlan.ActivationsPerSample)}, {Invariant.Format(inferencePlan.IndicesPerSample)}, {Invariant.Format(inferencePlan.Scratch)}));");
+        w.Line($"new global::NetDsl.Runtime.MemoryPlanSizes({Invariant.Format(inferencePlan.ActivationsPerSample)}, {Invariant.Format(inferencePlan.IndicesPerSample)}, {Invariant.Format(inferencePlan.Scratch)}))");
+        w.Line("{");
+        w.Line($"    TrainingSteps = {Invariant.Format(training.Steps.Count)},");
+        w.Line($"    InferenceSteps = {Invariant.Format(inference.Steps.Count)},");
+        w.Line($"    UnplannedActivationsPerSample = {Invariant.Format(trainingPlan.UnplannedPerSample)},");
+        w.Line("};");
         w.Outdent();
         w.Line();
         w.Line("/// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name=\"seed\"/>.</summary>");
@@ -100,6 +110,12 @@ internal static class NetworkEmitter
         CpuEmitter.EmitBody(graph, inference, "Layout.Inference", 0, inference.Steps.Count, backward: false, w);
         w.Close();
         w.Line();
+
+        if (deviceKernels)
+        {
+            IlgpuEmitter.Emit(graph, training, inference, w);
+            w.Line();
+        }
 
         // ---- layout constants
         w.Line("/// <summary>Where every tensor lives: parameter offsets, and arena offsets in elements per sample of capacity.</summary>");
@@ -163,13 +179,19 @@ internal static class NetworkEmitter
         return w.ToString();
     }
 
-    private static void Header(NetworkSpec spec, CodeWriter w)
+    private static void Header(NetworkSpec spec, CodeWriter w, bool deviceKernels = false)
     {
         w.Line("// <auto-generated/>");
         w.Line($"// Generated by {GeneratorName} {GeneratorVersion} from the [Network] class {spec.FullName}.");
         w.Line("// Change that class and rebuild: edits here are overwritten.");
         w.Line("#nullable enable");
         w.Line();
+        if (deviceKernels)
+        {
+            w.Line("// ILGPU's CPU accelerator runs the device kernels from its dynamic ILGPURuntime assembly.");
+            w.Line("[assembly: global::System.Runtime.CompilerServices.InternalsVisibleTo(\"ILGPURuntime\")]");
+            w.Line();
+        }
         if (spec.Namespace.Length > 0)
         {
             w.Line($"namespace {spec.Namespace};");
