@@ -30,6 +30,8 @@ internal static class NetworkEmitter
         w.Line($"/// parameters:              {Invariant.Grouped(summary.Parameters)} ({Invariant.Grouped(summary.Parameters * bytes)} bytes)");
         w.Line($"/// forward FLOPs per sample: {Invariant.Grouped(summary.FlopsPerSample)}");
         w.Line($"/// activations per sample:  training {Invariant.Grouped(trainingPlan.ActivationsPerSample * bytes + trainingPlan.IndicesPerSample * 4L)} bytes (planned; {Invariant.Grouped(trainingPlan.UnplannedPerSample * bytes + trainingPlan.IndicesPerSample * 4L)} without sharing), inference {Invariant.Grouped(inferencePlan.ActivationsPerSample * bytes)} bytes");
+        long peak64 = 64L * (trainingPlan.ActivationsPerSample * bytes + trainingPlan.IndicesPerSample * 4L);
+        w.Line($"/// planned peak at batch 64: {Invariant.Grouped(peak64)} bytes of activations and indices for training (plus parameters, gradients and optimizer state)");
         w.Line($"/// im2col scratch:          {Invariant.Grouped(trainingPlan.Scratch * bytes)} bytes");
         w.Line($"/// steps:                   training {summary.TrainingSteps} (forward {training.ForwardSteps}, backward {training.Steps.Count - training.ForwardSteps}), inference {summary.InferenceSteps}");
         w.Line($"/// device launches:         {summary.TrainingSteps + 2} per training step (the steps, the fused loss, the optimizer), {summary.InferenceSteps} per inference");
