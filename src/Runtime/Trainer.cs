@@ -66,16 +66,26 @@ public abstract class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoi
     public void ApplyUpdate()
     {
         Enter();
+        uint mode = Cpu.DenormalMode.Enter();
         try { Update(); }
-        finally { Exit(); }
+        finally
+        {
+            Cpu.DenormalMode.Exit(mode);
+            Exit();
+        }
     }
 
     /// <summary>Inference (dropout off) on this trainer's device with its current parameters.</summary>
     public void Predict(ReadOnlySpan<T> input, Span<T> output)
     {
         Enter();
+        uint mode = Cpu.DenormalMode.Enter();
         try { Infer(input, output); }
-        finally { Exit(); }
+        finally
+        {
+            Cpu.DenormalMode.Exit(mode);
+            Exit();
+        }
     }
 
     /// <summary>Copies the trainer's parameters into <see cref="Network"/> (a no-op where they are the same memory).</summary>
@@ -105,6 +115,7 @@ public abstract class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoi
     private T Run(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels, ReadOnlySpan<T> targets, bool useLabels, bool update)
     {
         Enter();
+        uint mode = Cpu.DenormalMode.Enter();
         try
         {
             var d = Network.Description;
@@ -134,7 +145,11 @@ public abstract class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoi
             if (update) Update();
             return loss;
         }
-        finally { Exit(); }
+        finally
+        {
+            Cpu.DenormalMode.Exit(mode);
+            Exit();
+        }
     }
 
     private void Enter()

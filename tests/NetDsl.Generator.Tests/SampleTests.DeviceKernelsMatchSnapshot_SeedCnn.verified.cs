@@ -107,8 +107,17 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                 for (int c = 0; c < 32; c++)
                 {
                     float r1 = s1[c];
-                    int start = (o * 32 + c) * 1024;
-                    for (int i = start; i < start + 1024; i++)
+                    var v1 = new global::System.Numerics.Vector<float>(r1);
+                    int start = (o * 32 + c) * 1024, end = start + 1024;
+                    int i = start;
+                    for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+                    {
+                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                        var v2 = v0 + v1;
+                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                    }
+                    for (; i < end; i++)
                     {
                         float r0 = s0[i];
                         float r2 = r0 + r1;
@@ -132,8 +141,17 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                 for (int c = 0; c < 64; c++)
                 {
                     float r1 = s1[c];
-                    int start = (o * 64 + c) * 256;
-                    for (int i = start; i < start + 256; i++)
+                    var v1 = new global::System.Numerics.Vector<float>(r1);
+                    int start = (o * 64 + c) * 256, end = start + 256;
+                    int i = start;
+                    for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+                    {
+                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                        var v2 = v0 + v1;
+                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                    }
+                    for (; i < end; i++)
                     {
                         float r0 = s0[i];
                         float r2 = r0 + r1;
@@ -154,11 +172,21 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [128]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 128; c++)
+                int c = 0;
+                for (; c <= 128 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 128 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                }
+                for (; c < 128; c++)
+                {
                     int i = o * 128 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
                     s0[i] = r3;
@@ -173,11 +201,20 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [10]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 10; c++)
+                int c = 0;
+                for (; c <= 10 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 10 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+                }
+                for (; c < 10; c++)
+                {
                     int i = o * 10 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     s0[i] = r2;
                 }
@@ -204,7 +241,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             var s0 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias); // d fc1 (with bias) [B,128]
             var s1 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
-            for (int i = 0; i < batch * Sizes.fc1_bias; i++)
+            int n = batch * Sizes.fc1_bias;
+            int i = 0;
+            for (; i <= n - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            {
+                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
+                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
+                global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+            }
+            for (; i < n; i++)
             {
                 float r0 = s1[i];
                 float r1 = s0[i];
@@ -228,7 +274,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
             var s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2); // d relu [B,64,16,16]
             var s2 = activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias); // d conv2 (with bias) [B,64,16,16]
-            for (int i = 0; i < batch * Sizes.conv2_bias; i++)
+            int n = batch * Sizes.conv2_bias;
+            int i = 0;
+            for (; i <= n - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            {
+                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
+                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
+                global::NetDsl.Runtime.Cpu.Lanes.Store(s2, i, v2);
+            }
+            for (; i < n; i++)
             {
                 float r0 = s0[i];
                 float r1 = s1[i];
@@ -252,7 +307,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             var s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
             var s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu); // d relu [B,32,32,32]
             var s2 = activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias); // d conv1 (with bias) [B,32,32,32]
-            for (int i = 0; i < batch * Sizes.conv1_bias; i++)
+            int n = batch * Sizes.conv1_bias;
+            int i = 0;
+            for (; i <= n - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            {
+                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
+                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
+                global::NetDsl.Runtime.Cpu.Lanes.Store(s2, i, v2);
+            }
+            for (; i < n; i++)
             {
                 float r0 = s0[i];
                 float r1 = s1[i];
@@ -284,8 +348,17 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                 for (int c = 0; c < 32; c++)
                 {
                     float r1 = s1[c];
-                    int start = (o * 32 + c) * 1024;
-                    for (int i = start; i < start + 1024; i++)
+                    var v1 = new global::System.Numerics.Vector<float>(r1);
+                    int start = (o * 32 + c) * 1024, end = start + 1024;
+                    int i = start;
+                    for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+                    {
+                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                        var v2 = v0 + v1;
+                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                    }
+                    for (; i < end; i++)
                     {
                         float r0 = s0[i];
                         float r2 = r0 + r1;
@@ -309,8 +382,17 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                 for (int c = 0; c < 64; c++)
                 {
                     float r1 = s1[c];
-                    int start = (o * 64 + c) * 256;
-                    for (int i = start; i < start + 256; i++)
+                    var v1 = new global::System.Numerics.Vector<float>(r1);
+                    int start = (o * 64 + c) * 256, end = start + 256;
+                    int i = start;
+                    for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+                    {
+                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                        var v2 = v0 + v1;
+                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                    }
+                    for (; i < end; i++)
                     {
                         float r0 = s0[i];
                         float r2 = r0 + r1;
@@ -331,11 +413,21 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [128]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 128; c++)
+                int c = 0;
+                for (; c <= 128 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 128 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                }
+                for (; c < 128; c++)
+                {
                     int i = o * 128 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
                     s0[i] = r3;
@@ -350,11 +442,20 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [10]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 10; c++)
+                int c = 0;
+                for (; c <= 10 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 10 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+                }
+                for (; c < 10; c++)
+                {
                     int i = o * 10 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     s0[i] = r2;
                 }

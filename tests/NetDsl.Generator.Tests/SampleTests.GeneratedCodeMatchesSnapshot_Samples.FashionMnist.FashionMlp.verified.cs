@@ -93,11 +93,21 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [256]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 256; c++)
+                int c = 0;
+                for (; c <= 256 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 256 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                }
+                for (; c < 256; c++)
+                {
                     int i = o * 256 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
                     s0[i] = r3;
@@ -112,11 +122,21 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [128]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 128; c++)
+                int c = 0;
+                for (; c <= 128 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 128 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                }
+                for (; c < 128; c++)
+                {
                     int i = o * 128 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
                     s0[i] = r3;
@@ -131,11 +151,20 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.fc3_bias, Layout.fc3_bias_length); // fc3.bias [10]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 10; c++)
+                int c = 0;
+                for (; c <= 10 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 10 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+                }
+                for (; c < 10; c++)
+                {
                     int i = o * 10 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     s0[i] = r2;
                 }
@@ -160,7 +189,16 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             var s0 = activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias); // d fc2 (with bias) [B,128]
             var s1 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
-            for (int i = 0; i < batch * Sizes.fc2_bias; i++)
+            int n = batch * Sizes.fc2_bias;
+            int i = 0;
+            for (; i <= n - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            {
+                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
+                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
+                global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+            }
+            for (; i < n; i++)
             {
                 float r0 = s1[i];
                 float r1 = s0[i];
@@ -178,7 +216,16 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             var s0 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias); // d fc1 (with bias) [B,256]
             var s1 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,256]
-            for (int i = 0; i < batch * Sizes.fc1_bias; i++)
+            int n = batch * Sizes.fc1_bias;
+            int i = 0;
+            for (; i <= n - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            {
+                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
+                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
+                global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+            }
+            for (; i < n; i++)
             {
                 float r0 = s1[i];
                 float r1 = s0[i];
@@ -206,11 +253,21 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [256]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 256; c++)
+                int c = 0;
+                for (; c <= 256 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 256 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                }
+                for (; c < 256; c++)
+                {
                     int i = o * 256 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
                     s0[i] = r3;
@@ -225,11 +282,21 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [128]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 128; c++)
+                int c = 0;
+                for (; c <= 128 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 128 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                }
+                for (; c < 128; c++)
+                {
                     int i = o * 128 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     float r3 = global::System.Math.Max(r2, 0.0f);
                     s0[i] = r3;
@@ -244,11 +311,20 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.fc3_bias, Layout.fc3_bias_length); // fc3.bias [10]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 10; c++)
+                int c = 0;
+                for (; c <= 10 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 10 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+                }
+                for (; c < 10; c++)
+                {
                     int i = o * 10 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     s0[i] = r2;
                 }

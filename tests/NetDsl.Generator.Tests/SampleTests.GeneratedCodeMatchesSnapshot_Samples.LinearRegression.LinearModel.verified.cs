@@ -82,11 +82,20 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length); // line.bias [1]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 1; c++)
+                int c = 0;
+                for (; c <= 1 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 1 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+                }
+                for (; c < 1; c++)
+                {
                     int i = o * 1 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     s0[i] = r2;
                 }
@@ -116,11 +125,20 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
             var s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length); // line.bias [1]
             for (int o = 0; o < batch; o++)
             {
-                for (int c = 0; c < 1; c++)
+                int c = 0;
+                for (; c <= 1 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
                 {
-                    float r1 = s1[c];
+                    int i = o * 1 + c;
+                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
+                    var v2 = v0 + v1;
+                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+                }
+                for (; c < 1; c++)
+                {
                     int i = o * 1 + c;
                     float r0 = s0[i];
+                    float r1 = s1[c];
                     float r2 = r0 + r1;
                     s0[i] = r2;
                 }

@@ -15,6 +15,14 @@ public class KernelTests
     [InlineData(true, true, 7, 9, 5)]
     [InlineData(false, true, 1, 33, 70)]
     [InlineData(true, false, 65, 17, 3)]
+    [InlineData(false, false, 157, 70, 300)]
+    [InlineData(false, true, 157, 70, 300)]
+    [InlineData(true, false, 157, 70, 300)]
+    [InlineData(true, true, 157, 70, 300)]
+    [InlineData(false, true, 64, 256, 784)]
+    [InlineData(false, true, 3, 256, 784)]
+    [InlineData(true, false, 300, 97, 129)]
+    [InlineData(false, false, 13, 2100, 33)]
     public void GemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);

@@ -125,7 +125,9 @@ internal sealed class CpuEmitter
 
     /// <summary>
     /// A pointwise loop over <c>batch · perSample</c> elements running <paramref name="program"/>; in an epilogue,
-    /// <see cref="EOp.Accumulator"/> reads the dense result from <paramref name="accumulator"/>.
+    /// <see cref="EOp.Accumulator"/> reads the dense result from <paramref name="accumulator"/>. The loop runs
+    /// a SIMD register of elements per iteration (<c>Vector&lt;T&gt;</c>) and finishes with a scalar tail; programs
+    /// with dropout or GELU stay scalar.
     /// </summary>
     private void Loop(List<EInstr> program, int perSample, int accumulator)
     {
@@ -143,65 +145,104 @@ internal sealed class CpuEmitter
         }
         foreach (int seed in program.Where(i => i.Op == EOp.DropoutScale).Select(i => i.Seed).Distinct())
             _w.Line($"ulong seed{Invariant.Format(seed)} = global::NetDsl.Runtime.CounterRandom.Derive(workspace.DropoutSeed, {Invariant.Format(seed)});");
+        bool simd = program.All(i => i.Op is not (EOp.DropoutScale or EOp.Gelu or EOp.GeluGrad));
+        string width = $"global::System.Numerics.Vector<{_t}>.Count";
 
         var channel = program.FirstOrDefault(i => i.Op == EOp.LoadChannel);
         if (channel is null)
         {
             var stored = _schedule.Buffers[program.Last(i => i.Op == EOp.Store).Buffer];
             string count = stored.Kind == BufferKind.Output || stored.SizeOf.Length == 0 ? Invariant.Format(perSample) : PerSample(stored);
-            _w.Open($"for (int i = 0; i < batch * {count}; i++)");
-            Program(program, locals, accumulator);
+            _w.Line($"int n = batch * {count};");
+            _w.Line("int i = 0;");
+            if (simd)
+            {
+                _w.Open($"for (; i <= n - {width}; i += {width})");
+                Program(program, locals, accumulator, vector: true, channelIndex: null);
+                _w.Close();
+            }
+            _w.Open("for (; i < n; i++)");
+            Program(program, locals, accumulator, vector: false, channelIndex: null);
+            _w.Close();
+        }
+        else if (channel.Inner == 1)
+        {
+            // A bias along the last dimension: rows of C elements, the bias vector loaded alongside each row.
+            int c = channel.Channels;
+            string cs = Invariant.Format(c);
+            _w.Open($"for (int o = 0; o < {Outer(perSample / c)}; o++)");
+            _w.Line("int c = 0;");
+            if (simd)
+            {
+                _w.Open($"for (; c <= {cs} - {width}; c += {width})");
+                _w.Line($"int i = o * {cs} + c;");
+                Program(program, locals, accumulator, vector: true, channelIndex: "c");
+                _w.Close();
+            }
+            _w.Open($"for (; c < {cs}; c++)");
+            _w.Line($"int i = o * {cs} + c;");
+            Program(program, locals, accumulator, vector: false, channelIndex: "c");
+            _w.Close();
             _w.Close();
         }
         else
         {
+            // A bias per channel of [C, H, W]: one value broadcast over each channel's plane.
             int c = channel.Channels, inner = channel.Inner;
             int outer = perSample / (c * inner);
             _w.Open($"for (int o = 0; o < {Outer(outer)}; o++)");
             _w.Open($"for (int c = 0; c < {Invariant.Format(c)}; c++)");
             foreach (var (instr, index) in program.Select((x, i) => (x, i)).Where(p => p.x.Op == EOp.LoadChannel))
+            {
                 _w.Line($"{_t} r{Invariant.Format(index)} = {locals[instr.Buffer]}[c];");
-            if (inner == 1)
-            {
-                _w.Line($"int i = o * {Invariant.Format(c)} + c;");
-                Program(program, locals, accumulator);
+                if (simd) _w.Line($"var v{Invariant.Format(index)} = new global::System.Numerics.Vector<{_t}>(r{Invariant.Format(index)});");
             }
-            else
+            _w.Line($"int start = (o * {Invariant.Format(c)} + c) * {Invariant.Format(inner)}, end = start + {Invariant.Format(inner)};");
+            _w.Line("int i = start;");
+            if (simd)
             {
-                _w.Line($"int start = (o * {Invariant.Format(c)} + c) * {Invariant.Format(inner)};");
-                _w.Open($"for (int i = start; i < start + {Invariant.Format(inner)}; i++)");
-                Program(program, locals, accumulator);
+                _w.Open($"for (; i <= end - {width}; i += {width})");
+                Program(program, locals, accumulator, vector: true, channelIndex: null);
                 _w.Close();
             }
+            _w.Open("for (; i < end; i++)");
+            Program(program, locals, accumulator, vector: false, channelIndex: null);
+            _w.Close();
             _w.Close();
             _w.Close();
         }
         _w.Close();
     }
 
-    /// <summary>The per-element program: all loads first (so an output may share memory with an input), then the rest in order.</summary>
-    private void Program(List<EInstr> program, Dictionary<int, string> locals, int accumulator)
+    /// <summary>
+    /// The per-element (or per-register) program: all loads first (so an output may share memory with an
+    /// input), then the rest in order. <paramref name="channelIndex"/> names the index of a bias that varies along
+    /// the loop; otherwise per-channel values were hoisted out of it.
+    /// </summary>
+    private void Program(List<EInstr> program, Dictionary<int, string> locals, int accumulator, bool vector, string? channelIndex)
     {
+        string reg = vector ? "v" : "r";
         var order = program.Select((instr, index) => (instr, index))
-            .Where(p => p.instr.Op is EOp.Load or EOp.Accumulator)
+            .Where(p => p.instr.Op is EOp.Load or EOp.Accumulator || p.instr.Op == EOp.LoadChannel && channelIndex is not null)
             .Concat(program.Select((instr, index) => (instr, index)).Where(p => p.instr.Op is not (EOp.Load or EOp.LoadChannel or EOp.Accumulator)));
         foreach (var (instr, index) in order)
         {
-            string r = "r" + Invariant.Format(index);
-            string a = instr.A >= 0 ? "r" + Invariant.Format(instr.A) : "";
-            string b = instr.B >= 0 ? "r" + Invariant.Format(instr.B) : "";
+            string r = reg + Invariant.Format(index);
+            string a = instr.A >= 0 ? reg + Invariant.Format(instr.A) : "";
+            string b = instr.B >= 0 ? reg + Invariant.Format(instr.B) : "";
             if (instr.Op == EOp.Store)
             {
-                _w.Line($"{locals[instr.Buffer]}[i] = {a};");
+                _w.Line(vector ? $"global::NetDsl.Runtime.Cpu.Lanes.Store({locals[instr.Buffer]}, i, {a});" : $"{locals[instr.Buffer]}[i] = {a};");
                 continue;
             }
             string value = instr.Op switch
             {
-                EOp.Load => $"{locals[instr.Buffer]}[i]",
-                EOp.Accumulator => $"{locals[accumulator]}[i]",
-                _ => ElementwiseMath.Expression(instr, a, b, _t, "i"),
+                EOp.Load => vector ? $"global::NetDsl.Runtime.Cpu.Lanes.Load({locals[instr.Buffer]}, i)" : $"{locals[instr.Buffer]}[i]",
+                EOp.Accumulator => vector ? $"global::NetDsl.Runtime.Cpu.Lanes.Load({locals[accumulator]}, i)" : $"{locals[accumulator]}[i]",
+                EOp.LoadChannel => vector ? $"global::NetDsl.Runtime.Cpu.Lanes.Load({locals[instr.Buffer]}, {channelIndex})" : $"{locals[instr.Buffer]}[{channelIndex}]",
+                _ => vector ? ElementwiseMath.VectorExpression(instr, a, b, _t) : ElementwiseMath.Expression(instr, a, b, _t, "i"),
             };
-            _w.Line($"{_t} {r} = {value};");
+            _w.Line(vector ? $"var {r} = {value};" : $"{_t} {r} = {value};");
         }
     }
 

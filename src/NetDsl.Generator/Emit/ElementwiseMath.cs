@@ -33,6 +33,27 @@ internal static class ElementwiseMath
         };
     }
 
+    /// <summary>The <c>Vector&lt;T&gt;</c> form of an instruction (dropout and GELU have none: their loops stay scalar).</summary>
+    public static string VectorExpression(EInstr instr, string a, string b, string t)
+    {
+        const string lanes = "global::NetDsl.Runtime.Cpu.Lanes";
+        return instr.Op switch
+        {
+            EOp.Const => $"new global::System.Numerics.Vector<{t}>({Invariant.Literal(instr.Value, t)})",
+            EOp.Add => $"{a} + {b}",
+            EOp.Mul => $"{a} * {b}",
+            EOp.Relu => $"{lanes}.Relu({a})",
+            EOp.LeakyRelu => $"{lanes}.LeakyRelu({a}, {Invariant.Literal(instr.Value, t)})",
+            EOp.Sigmoid => $"{lanes}.Sigmoid({a})",
+            EOp.Tanh => $"{lanes}.Tanh({a})",
+            EOp.PositiveMask => $"{lanes}.PositiveMask({a}, {b})",
+            EOp.LeakyMask => $"{lanes}.LeakyMask({a}, {b}, {Invariant.Literal(instr.Value, t)})",
+            EOp.SigmoidGrad => $"{lanes}.SigmoidGrad({a})",
+            EOp.TanhGrad => $"{lanes}.TanhGrad({a})",
+            _ => throw new InvalidOperationException("No vector form for " + instr.Op),
+        };
+    }
+
     /// <summary><c>p · 2³²</c> as the uint a 32-bit hash is compared with.</summary>
     public static string DropoutThreshold(double p) => Invariant.Format((long)Math.Min(Math.Round(p * 4294967296.0), uint.MaxValue)) + "u";
 }

@@ -21,6 +21,12 @@ public static class Gemm
         if (a.Length < (long)m * k || b.Length < (long)k * n || c.Length < (long)m * n)
             throw new ArgumentException($"GEMM operands are too small for M={m}, N={n}, K={k}: A has {a.Length}, B has {b.Length}, C has {c.Length} elements.");
         c = c.Slice(0, m * n);
+        if (typeof(T) == typeof(float) && Sgemm.IsAccelerated)
+        {
+            Sgemm.Multiply(transA, transB, m, n, k,
+                MemoryMarshal.Cast<T, float>(a), MemoryMarshal.Cast<T, float>(b), MemoryMarshal.Cast<T, float>(c), accumulate);
+            return;
+        }
         if (!accumulate) c.Clear();
         if (k == 0) return;
 

@@ -35,32 +35,77 @@ public sealed class Sgd : Optimizer
     /// <inheritdoc />
     public override OptimizerState<T> CreateState<T>(int parameterCount) => new State<T>(this, parameterCount);
 
-    private sealed class State<T>(Sgd settings, int count) : OptimizerState<T> where T : unmanaged, IFloatingPointIeee754<T>
+    private sealed unsafe class State<T>(Sgd settings, int count) : OptimizerState<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         private readonly T[] _momentum = settings.Momentum != 0 ? new T[count] : [];
 
         public override (string Name, T[] Values)[] Buffers => settings.Momentum != 0 ? [("momentum_buffer", _momentum)] : [];
 
+        private struct Job
+        {
+            public T* P, G, M;
+            public T Lr, Wd, Mu, Damp;
+            public bool First, HasMomentum, Nesterov;
+        }
+
         public override void Step(Span<T> p, ReadOnlySpan<T> g)
         {
-            T lr = T.CreateTruncating(settings.LearningRate);
-            T wd = T.CreateTruncating(settings.WeightDecay);
-            T mu = T.CreateTruncating(settings.Momentum);
-            T damp = T.One - T.CreateTruncating(settings.Dampening);
-            bool first = StepCount == 0, hasMomentum = settings.Momentum != 0, nesterov = settings.Nesterov;
-            for (int i = 0; i < p.Length; i++)
+            fixed (T* pp = p, pg = g, pm = _momentum)
             {
-                T d = g[i];
-                if (wd != T.Zero) d += wd * p[i];
-                if (hasMomentum)
+                var job = new Job
                 {
-                    T buf = first ? d : mu * _momentum[i] + damp * d;
-                    _momentum[i] = buf;
-                    d = nesterov ? d + mu * buf : buf;
-                }
-                p[i] -= lr * d;
+                    P = pp, G = pg, M = pm,
+                    Lr = T.CreateTruncating(settings.LearningRate),
+                    Wd = T.CreateTruncating(settings.WeightDecay),
+                    Mu = T.CreateTruncating(settings.Momentum),
+                    Damp = T.One - T.CreateTruncating(settings.Dampening),
+                    First = StepCount == 0,
+                    HasMomentum = settings.Momentum != 0,
+                    Nesterov = settings.Nesterov,
+                };
+                if (p.Length >= 1 << 16) Cpu.CpuWorkers.Run(ref job, &Update, p.Length, align: 1024);
+                else Update(ref job, 0, p.Length);
             }
             StepCount++;
+        }
+
+        // The same arithmetic in the same order for the SIMD lanes and the scalar tail, so results do not depend on alignment.
+        private static void Update(ref Job j, int start, int end)
+        {
+            int i = start;
+            if (Vector.IsHardwareAccelerated)
+            {
+                var lr = new Vector<T>(j.Lr);
+                var wd = new Vector<T>(j.Wd);
+                var mu = new Vector<T>(j.Mu);
+                var damp = new Vector<T>(j.Damp);
+                bool hasDecay = j.Wd != T.Zero;
+                for (; i <= end - Vector<T>.Count; i += Vector<T>.Count)
+                {
+                    var param = Vector.Load(j.P + i);
+                    var d = Vector.Load(j.G + i);
+                    if (hasDecay) d += wd * param;
+                    if (j.HasMomentum)
+                    {
+                        var buf = j.First ? d : mu * Vector.Load(j.M + i) + damp * d;
+                        Vector.Store(buf, j.M + i);
+                        d = j.Nesterov ? d + mu * buf : buf;
+                    }
+                    Vector.Store(param - lr * d, j.P + i);
+                }
+            }
+            for (; i < end; i++)
+            {
+                T d = j.G[i];
+                if (j.Wd != T.Zero) d += j.Wd * j.P[i];
+                if (j.HasMomentum)
+                {
+                    T buf = j.First ? d : j.Mu * j.M[i] + j.Damp * d;
+                    j.M[i] = buf;
+                    d = j.Nesterov ? d + j.Mu * buf : buf;
+                }
+                j.P[i] -= j.Lr * d;
+            }
         }
     }
 }

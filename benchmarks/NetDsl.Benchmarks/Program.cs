@@ -1,0 +1,120 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using BenchmarkDotNet.Running;
+using NetDsl.Benchmarks;
+
+// dotnet run -c Release --project benchmarks/NetDsl.Benchmarks                 BenchmarkDotNet, all workloads
+// dotnet run -c Release --project benchmarks/NetDsl.Benchmarks -- --filter '*Mlp*'
+// dotnet run -c Release --project benchmarks/NetDsl.Benchmarks -- --quick      interleaved stopwatch medians (fast)
+// dotnet run -c Release --project benchmarks/NetDsl.Benchmarks -- --epoch [DIR] W-epoch on Fashion-MNIST
+if (args.Length > 0 && args[0] == "--quick") return Quick.Run(args.Skip(1).ToArray());
+if (args.Length > 0 && args[0] == "--epoch") return Epoch.Run(args.Length > 1 ? args[1] : null);
+if (args.Length > 1 && args[0] == "--loop") return Quick.Loop(args[1], args.Length > 2 ? double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
+BenchmarkSwitcher.FromAssembly(typeof(Workload).Assembly).Run(args);
+return 0;
+
+/// <summary>A quick, interleaved comparison for development: medians of alternating rounds.</summary>
+static class Quick
+{
+    /// <summary>Runs one NetDsl workload in a loop (for a profiler).</summary>
+    public static int Loop(string name, double seconds)
+    {
+        Action action = name switch
+        {
+            "tiny-infer" => Make(new TinyBenchmarks(), b => b.NetDslInfer1),
+            "tiny-step" => Make(new TinyBenchmarks(), b => () => b.NetDslStep()),
+            "mlp-infer" => Make(new MlpBenchmarks(), b => b.NetDslInfer1),
+            "mlp-256" => Make(new MlpBenchmarks(), b => b.NetDslInfer256),
+            "mlp-step" => Make(new MlpBenchmarks(), b => () => b.NetDslStep()),
+            "cnn-infer" => Make(new CnnBenchmarks(), b => b.NetDslInfer1),
+            "cnn-256" => Make(new CnnBenchmarks(), b => b.NetDslInfer256),
+            "cnn-step" => Make(new CnnBenchmarks(), b => () => b.NetDslStep()),
+            "sgd" => SgdOnly(),
+            "mlp-parts" => Parts(new MlpBenchmarks()),
+            "cnn-parts" => Parts(new CnnBenchmarks()),
+            _ => Make(new GemmBenchmarks(), b => b.NetDsl),
+        };
+        var sw = Stopwatch.StartNew();
+        long n = 0;
+        while (sw.Elapsed.TotalSeconds < seconds) { action(); n++; }
+        Console.WriteLine($"{name}: {sw.Elapsed.TotalMilliseconds * 1000 / n:F2} µs per call");
+        return 0;
+
+        static Action Parts<TNet>(ModelBenchmarks<TNet> b) where TNet : NetDsl.Runtime.CompiledNetwork<float>
+        {
+            b.GlobalSetup();
+            var (trainer, x, labels) = b.Internals();
+            double grad = 0, update = 0;
+            long calls = 0;
+            return () =>
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                trainer.ComputeGradients(x, labels);
+                long t1 = Stopwatch.GetTimestamp();
+                trainer.ApplyUpdate();
+                long t2 = Stopwatch.GetTimestamp();
+                grad += t1 - t0; update += t2 - t1;
+                if (++calls % 200 == 0) Console.WriteLine($"forward+backward {grad / calls / Stopwatch.Frequency * 1e6:F1} µs, update {update / calls / Stopwatch.Frequency * 1e6:F1} µs");
+            };
+        }
+
+        static Action SgdOnly()
+        {
+            var state = new NetDsl.Runtime.Sgd(0.01, momentum: 0.9).CreateState<float>(235146);
+            var p = new float[235146];
+            var g = new float[235146];
+            if (Environment.GetEnvironmentVariable("DENORMAL") is not null) Array.Fill(g, 1e-39f);
+            return () => state.Step(p, g);
+        }
+
+        static Action Make<T>(T b, Func<T, Action> pick) where T : class
+        {
+            b.GetType().GetMethod("GlobalSetup")!.Invoke(b, null);
+            return pick(b);
+        }
+    }
+
+    public static int Run(string[] filter)
+    {
+        void Pair(string name, Action torch, Action ours, int ops = 1)
+        {
+            if (filter.Length > 0 && !filter.Any(f => name.Contains(f, StringComparison.OrdinalIgnoreCase))) return;
+            for (int i = 0; i < 3; i++) { torch(); ours(); }
+            double Measure(Action a)
+            {
+                var sw = Stopwatch.StartNew();
+                int n = 0;
+                while (sw.Elapsed.TotalMilliseconds < 60 || n < 3) { a(); n++; }
+                return sw.Elapsed.TotalMilliseconds * 1000 / n / ops;
+            }
+            var t = new List<double>();
+            var o = new List<double>();
+            for (int r = 0; r < 9; r++) { t.Add(Measure(torch)); o.Add(Measure(ours)); }
+            t.Sort(); o.Sort();
+            Console.WriteLine($"{name,-16} torch {t[4],10:F2} µs   netdsl {o[4],10:F2} µs   ratio {t[4] / o[4],6:F2}x");
+        }
+
+        var g = new GemmBenchmarks(); g.GlobalSetup();
+        Pair("sgemm", g.TorchSharp, g.NetDsl);
+        if (filter.Length == 0 || filter.Any(f => "sgemm".Contains(f)))
+        {
+            var sw = Stopwatch.StartNew(); g.FmaPeak(); double peak = 2e9 * Workload.Threads / sw.Elapsed.TotalSeconds / 1e9;
+            sw.Restart(); for (int i = 0; i < 10; i++) g.NetDsl(); double ours = 2.0 * 1024 * 1024 * 1024 * 10 / sw.Elapsed.TotalSeconds / 1e9;
+            Console.WriteLine($"FMA peak {peak:F0} GFLOP/s; NetDsl SGEMM {ours:F0} GFLOP/s = {100 * ours / peak:F0}% of peak");
+        }
+        var tiny = new TinyBenchmarks(); tiny.GlobalSetup();
+        Pair("tiny infer b1", tiny.TorchInfer1, tiny.NetDslInfer1);
+        Pair("tiny step b32", () => tiny.TorchStep(), () => tiny.NetDslStep());
+        var mlp = new MlpBenchmarks(); mlp.GlobalSetup();
+        Pair("mlp infer b1", mlp.TorchInfer1, mlp.NetDslInfer1);
+        Pair("mlp infer b256", mlp.TorchInfer256, mlp.NetDslInfer256, 256);
+        Pair("mlp step b64", () => mlp.TorchStep(), () => mlp.NetDslStep());
+        var cnn = new CnnBenchmarks(); cnn.GlobalSetup();
+        Pair("cnn infer b1", cnn.TorchInfer1, cnn.NetDslInfer1);
+        Pair("cnn infer b256", cnn.TorchInfer256, cnn.NetDslInfer256, 256);
+        Pair("cnn step b64", () => cnn.TorchStep(), () => cnn.NetDslStep());
+        return 0;
+    }
+}

@@ -1,0 +1,179 @@
+using System;
+using System.Threading;
+
+namespace NetDsl.Runtime.Cpu;
+
+/// <summary>
+/// The worker threads kernels split their work over: the calling thread plus <see cref="Count"/> − 1 persistent
+/// background threads. A parallel region costs no allocation: the job stays on the caller's stack and workers
+/// receive a pointer to it. Idle workers spin briefly (a training step launches regions back to back) and then
+/// sleep. One region runs at a time; a caller that finds the workers busy (another trainer, or a nested region)
+/// runs its whole range itself.
+/// </summary>
+public static unsafe class CpuWorkers
+{
+    /// <summary>How long an idle worker spins before it sleeps: long enough to bridge the gaps between a step's kernels.</summary>
+    private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 20000; // 50 µs
+
+    private static readonly object Gate = new();
+    private static Worker[]? s_workers;
+    private static int s_count = DefaultCount();
+    private static int s_busy;
+
+    // The current region, published by the caller before it bumps the generation.
+    private static void* s_job;
+    private static delegate*<void*, int, int, void> s_body;
+    private static int s_total;
+    private static int s_align;
+    private static int s_pending;
+    private static bool s_flush;
+    private static long s_generation;
+
+    /// <summary>
+    /// How many threads (including the caller) parallel kernels use: the NETDSL_NUM_THREADS environment
+    /// variable, else the processor count. Set it before the first parallel region.
+    /// </summary>
+    public static int Count
+    {
+        get => s_count;
+        set
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "At least one thread is needed.");
+            lock (Gate)
+            {
+                if (s_workers is not null && value != s_count)
+                    throw new InvalidOperationException("The worker threads are already running; set CpuWorkers.Count before the first parallel kernel.");
+                s_count = value;
+            }
+        }
+    }
+
+    private static int DefaultCount()
+    {
+        var text = Environment.GetEnvironmentVariable("NETDSL_NUM_THREADS");
+        return int.TryParse(text, out int n) && n > 0 ? n : Math.Max(1, Environment.ProcessorCount);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> over [0, <paramref name="total"/>) split into one contiguous chunk per thread,
+    /// chunk boundaries aligned to <paramref name="align"/>; returns when every chunk is done.
+    /// </summary>
+    public static void Run<TJob>(ref TJob job, delegate*<ref TJob, int, int, void> body, int total, int align = 32) where TJob : unmanaged
+    {
+        int count = s_count;
+        if (count <= 1 || total <= align || Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
+        {
+            body(ref job, 0, total);
+            return;
+        }
+        try
+        {
+            var workers = s_workers ?? Start();
+            fixed (TJob* pointer = &job)
+            {
+                s_job = pointer;
+                s_body = (delegate*<void*, int, int, void>)body;
+                s_total = total;
+                s_align = align;
+                s_flush = DenormalMode.CurrentThreadFlushes;
+                Volatile.Write(ref s_pending, workers.Length);
+                Interlocked.Increment(ref s_generation);
+                foreach (var w in workers) w.Wake();
+                var (start, end) = Chunk(0, count, total, align);
+                body(ref job, start, end);
+                var spin = new SpinWait();
+                while (Volatile.Read(ref s_pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref s_busy, 0);
+        }
+    }
+
+    private static (int Start, int End) Chunk(int index, int count, int total, int align)
+    {
+        int blocks = (total + align - 1) / align;
+        int from = (int)((long)blocks * index / count) * align, to = (int)((long)blocks * (index + 1) / count) * align;
+        return (Math.Min(from, total), Math.Min(to, total));
+    }
+
+    private static Worker[] Start()
+    {
+        lock (Gate)
+        {
+            if (s_workers is null)
+            {
+                var workers = new Worker[s_count - 1];
+                for (int i = 0; i < workers.Length; i++) workers[i] = new Worker(i + 1);
+                s_workers = workers;
+            }
+            return s_workers;
+        }
+    }
+
+    private sealed class Worker
+    {
+        private readonly SemaphoreSlim _signal = new(0);
+        private readonly int _index;
+        private readonly long _startGeneration;
+        private int _sleeping;
+
+        public Worker(int index)
+        {
+            _index = index;
+            // Read before the thread exists: a region published before the thread first runs must not be missed.
+            _startGeneration = Volatile.Read(ref s_generation);
+            var thread = new Thread(Loop) { IsBackground = true, Name = "NetDsl worker " + index };
+            thread.Start();
+        }
+
+        public void Wake()
+        {
+            if (Interlocked.Exchange(ref _sleeping, 0) == 1) _signal.Release();
+        }
+
+        private void Loop()
+        {
+            long seen = _startGeneration;
+            bool flushing = false;
+            while (true)
+            {
+                long generation = WaitForWork(seen);
+                seen = generation;
+                // Compute in the same floating-point mode as the caller's share of the region.
+                if (s_flush != flushing)
+                {
+                    DenormalMode.Set(s_flush);
+                    flushing = s_flush;
+                }
+                var (start, end) = Chunk(_index, s_count, s_total, s_align);
+                if (start < end) s_body(s_job, start, end);
+                Interlocked.Decrement(ref s_pending);
+            }
+        }
+
+        private long WaitForWork(long seen)
+        {
+            while (true)
+            {
+                long until = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
+                do
+                {
+                    long g = Volatile.Read(ref s_generation);
+                    if (g != seen) return g;
+                    Thread.SpinWait(4);
+                }
+                while (System.Diagnostics.Stopwatch.GetTimestamp() < until);
+                Volatile.Write(ref _sleeping, 1);
+                long again = Volatile.Read(ref s_generation);
+                if (again != seen)
+                {
+                    Volatile.Write(ref _sleeping, 0);
+                    return again;
+                }
+                _signal.Wait();
+            }
+        }
+    }
+}

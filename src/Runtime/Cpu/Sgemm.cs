@@ -1,0 +1,471 @@
+using System;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace NetDsl.Runtime.Cpu;
+
+/// <summary>
+/// Single-precision GEMM for the managed CPU path, BLIS-style: blocks of A and B are packed into contiguous
+/// panels (which also absorbs every transpose), and a register-blocked micro-kernel computes an MR×NR tile of
+/// C with fused multiply-adds — 12×32 with AVX-512 (24 accumulators in zmm registers), 6×16 with AVX2/FMA.
+/// A·Bᵀ (a Linear layer's forward pass, where both operands run along K) uses a dot-product kernel instead,
+/// which needs no packing. Large products are split over the worker threads by columns of C.
+/// </summary>
+public static unsafe class Sgemm
+{
+    private const int KC = 128;   // depth of a packed block: A and B micro-panels stay in L1 across the k loop
+    private const int MC = 144;   // rows of a packed A block (a multiple of both MRs)
+    private const int NC = 2048;  // columns of a packed B block
+
+    /// <summary>Whether a SIMD micro-kernel is available (AVX-512 or AVX2 with FMA).</summary>
+    public static bool IsAccelerated => Vector512.IsHardwareAccelerated || (Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported);
+
+    private static int MR => Vector512.IsHardwareAccelerated ? 12 : 6;
+
+    private static int NR => Vector512.IsHardwareAccelerated ? 32 : 16;
+
+    /// <summary>
+    /// Below this many rows A·Bᵀ runs as dot products (no packing: a batch-1 or small-batch Linear layer reads its
+    /// weights once); from it on, packing Bᵀ pays for itself through the register-blocked kernel.
+    /// </summary>
+    private const int DotRowsLimit = 16;
+
+    /// <summary>Products below this many multiply-adds run on the calling thread: waking workers costs more.</summary>
+    private const long ParallelThreshold = 1L << 20;
+
+    /// <summary><c>C[M,N] (+)= op(A)·op(B)</c> on contiguous row-major matrices.</summary>
+    public static void Multiply(bool transA, bool transB, int m, int n, int k, ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, bool accumulate)
+    {
+        fixed (float* pa = a, pb = b, pc = c)
+            Multiply(transA, transB, m, n, k, pa, pb, pc, accumulate);
+    }
+
+    /// <summary><c>C[M,N] (+)= op(A)·op(B)</c> on contiguous row-major matrices.</summary>
+    public static void Multiply(bool transA, bool transB, int m, int n, int k, float* a, float* b, float* c, bool accumulate)
+    {
+        if (m <= 0 || n <= 0) return;
+        if (k <= 0)
+        {
+            if (!accumulate) new Span<float>(c, checked(m * n)).Clear();
+            return;
+        }
+        var job = new Job(transA, transB, m, n, k, a, b, c, accumulate);
+        // Large products, and large weight matrices read by few rows (memory-bound: each core then streams half).
+        bool parallel = CpuWorkers.Count > 1 && ((long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 17);
+        if (!transA && transB && m < DotRowsLimit)
+        {
+            if (parallel) CpuWorkers.Run(ref job, &DotSlice, n);
+            else DotSlice(ref job, 0, n);
+        }
+        else
+        {
+            if (parallel) CpuWorkers.Run(ref job, &PackedSlice, n);
+            else PackedSlice(ref job, 0, n);
+        }
+    }
+
+    /// <summary>The operands of one product; slices of its columns go to the workers.</summary>
+    internal readonly struct Job(bool transA, bool transB, int m, int n, int k, float* a, float* b, float* c, bool accumulate)
+    {
+        public readonly bool TransA = transA, TransB = transB, Accumulate = accumulate;
+        public readonly int M = m, N = n, K = k;
+        public readonly float* A = a, B = b, C = c;
+    }
+
+    // ---- packed path (NN, TN, TT) ---------------------------------------------------------------------------
+
+    private static void PackedSlice(ref Job job, int n0, int n1)
+    {
+        int mr = MR, nr = NR;
+        float* packA = Scratch.A, packB = Scratch.B;
+        for (int jc = n0; jc < n1; jc += NC)
+        {
+            int nc = Math.Min(NC, n1 - jc);
+            for (int pc = 0; pc < job.K; pc += KC)
+            {
+                int kc = Math.Min(KC, job.K - pc);
+                bool overwrite = pc == 0 && !job.Accumulate;
+                PackB(ref job, pc, kc, jc, nc, nr, packB);
+                for (int ic = 0; ic < job.M; ic += MC)
+                {
+                    int mc = Math.Min(MC, job.M - ic);
+                    PackA(ref job, ic, mc, pc, kc, mr, packA);
+                    for (int j = 0; j < nc; j += nr)
+                    {
+                        int cols = Math.Min(nr, nc - j);
+                        for (int i = 0; i < mc; i += mr)
+                        {
+                            int rows = Math.Min(mr, mc - i);
+                            float* ct = job.C + (long)(ic + i) * job.N + jc + j;
+                            if (rows == mr && cols == nr) MicroKernel(kc, packA + i * kc, packB + j * kc, ct, job.N, overwrite);
+                            else EdgeTile(kc, packA + i * kc, packB + j * kc, ct, job.N, rows, cols, overwrite);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Packs A[ic..ic+mc, pc..pc+kc] into MR-row panels, k-major, zero-padding the last panel.</summary>
+    private static void PackA(ref Job job, int ic, int mc, int pc, int kc, int mr, float* dst)
+    {
+        int m = job.M, k = job.K;
+        for (int i = 0; i < mc; i += mr)
+        {
+            int rows = Math.Min(mr, mc - i);
+            float* panel = dst + i * kc;
+            if (job.TransA)
+            {
+                // A is stored [K, M]: a panel column is contiguous.
+                for (int p = 0; p < kc; p++)
+                {
+                    float* src = job.A + (long)(pc + p) * m + ic + i;
+                    float* d = panel + p * mr;
+                    int r = 0;
+                    for (; r < rows; r++) d[r] = src[r];
+                    for (; r < mr; r++) d[r] = 0;
+                }
+            }
+            else
+            {
+                // A is stored [M, K]: rows become panel columns, eight rows at a time through 8×8 transposes.
+                int r = 0;
+                if (Transpose.IsSupported)
+                    for (; r + 8 <= rows; r += 8)
+                        Transpose.Rows(job.A + (long)(ic + i + r) * k + pc, k, kc, panel + r, mr);
+                for (; r < mr; r++)
+                {
+                    if (r < rows)
+                    {
+                        float* src = job.A + (long)(ic + i + r) * k + pc;
+                        for (int p = 0; p < kc; p++) panel[p * mr + r] = src[p];
+                    }
+                    else
+                    {
+                        for (int p = 0; p < kc; p++) panel[p * mr + r] = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Packs B[pc..pc+kc, jc..jc+nc] into NR-column panels, k-major, zero-padding the last panel.</summary>
+    private static void PackB(ref Job job, int pc, int kc, int jc, int nc, int nr, float* dst)
+    {
+        int n = job.N, k = job.K;
+        for (int j = 0; j < nc; j += nr)
+        {
+            int cols = Math.Min(nr, nc - j);
+            float* panel = dst + j * kc;
+            if (!job.TransB)
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    float* src = job.B + (long)(pc + p) * n + jc + j;
+                    float* d = panel + p * nr;
+                    if (cols == nr)
+                    {
+                        if (nr == 32)
+                        {
+                            Vector512.Store(Vector512.Load(src), d);
+                            Vector512.Store(Vector512.Load(src + 16), d + 16);
+                        }
+                        else Vector256.Store(Vector256.Load(src), d);
+                        if (nr == 16) Vector256.Store(Vector256.Load(src + 8), d + 8);
+                    }
+                    else
+                    {
+                        int c = 0;
+                        for (; c < cols; c++) d[c] = src[c];
+                        for (; c < nr; c++) d[c] = 0;
+                    }
+                }
+            }
+            else
+            {
+                // B is stored [N, K]: rows become panel columns, eight at a time through 8×8 transposes.
+                int c = 0;
+                if (Transpose.IsSupported)
+                    for (; c + 8 <= cols; c += 8)
+                        Transpose.Rows(job.B + (long)(jc + j + c) * k + pc, k, kc, panel + c, nr);
+                for (; c < nr; c++)
+                {
+                    if (c < cols)
+                    {
+                        float* src = job.B + (long)(jc + j + c) * k + pc;
+                        for (int p = 0; p < kc; p++) panel[p * nr + c] = src[p];
+                    }
+                    else
+                    {
+                        for (int p = 0; p < kc; p++) panel[p * nr + c] = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    private static void EdgeTile(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite)
+    {
+        int mr = MR, nr = NR;
+        float* tile = stackalloc float[12 * 32];
+        MicroKernel(kc, a, b, tile, nr, overwrite: true);
+        for (int r = 0; r < rows; r++)
+        {
+            float* dst = c + (long)r * ldc;
+            float* src = tile + r * nr;
+            if (overwrite) for (int j = 0; j < cols; j++) dst[j] = src[j];
+            else for (int j = 0; j < cols; j++) dst[j] += src[j];
+        }
+        _ = mr;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MicroKernel(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        if (Vector512.IsHardwareAccelerated) Kernel12x32(kc, a, b, c, ldc, overwrite);
+        else Kernel6x16(kc, a, b, c, ldc, overwrite);
+    }
+
+    /// <summary>C[12×32] (+)= A-panel · B-panel: 24 zmm accumulators, 2 loads and 12 broadcasts per 24 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel12x32(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default,
+            c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            Vector512<float> x;
+            x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+            x = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(x, b0, c80); c81 = Vector512.FusedMultiplyAdd(x, b1, c81);
+            x = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(x, b0, c90); c91 = Vector512.FusedMultiplyAdd(x, b1, c91);
+            x = Vector512.Create(a[10]); ca0 = Vector512.FusedMultiplyAdd(x, b0, ca0); ca1 = Vector512.FusedMultiplyAdd(x, b1, ca1);
+            x = Vector512.Create(a[11]); cb0 = Vector512.FusedMultiplyAdd(x, b0, cb0); cb1 = Vector512.FusedMultiplyAdd(x, b1, cb1);
+            a += 12;
+            b += 32;
+        }
+        Store(c, c00, c01, overwrite); Store(c + ldc, c10, c11, overwrite); Store(c + 2 * ldc, c20, c21, overwrite);
+        Store(c + 3 * ldc, c30, c31, overwrite); Store(c + 4 * ldc, c40, c41, overwrite); Store(c + 5 * ldc, c50, c51, overwrite);
+        Store(c + 6 * ldc, c60, c61, overwrite); Store(c + 7 * ldc, c70, c71, overwrite); Store(c + 8 * ldc, c80, c81, overwrite);
+        Store(c + 9 * ldc, c90, c91, overwrite); Store(c + 10 * ldc, ca0, ca1, overwrite); Store(c + 11 * ldc, cb0, cb1, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, Vector512<float> v0, Vector512<float> v1, bool overwrite)
+    {
+        if (!overwrite)
+        {
+            v0 += Vector512.Load(c);
+            v1 += Vector512.Load(c + 16);
+        }
+        Vector512.Store(v0, c);
+        Vector512.Store(v1, c + 16);
+    }
+
+    /// <summary>C[6×16] (+)= A-panel · B-panel with AVX2: 12 ymm accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            Vector256<float> x;
+            x = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(x, b0, c10); c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(x, b0, c20); c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+            x = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(x, b0, c40); c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
+            x = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(x, b0, c50); c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
+            a += 6;
+            b += 16;
+        }
+        Store(c, c00, c01, overwrite); Store(c + ldc, c10, c11, overwrite); Store(c + 2 * ldc, c20, c21, overwrite);
+        Store(c + 3 * ldc, c30, c31, overwrite); Store(c + 4 * ldc, c40, c41, overwrite); Store(c + 5 * ldc, c50, c51, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, Vector256<float> v0, Vector256<float> v1, bool overwrite)
+    {
+        if (!overwrite)
+        {
+            v0 += Vector256.Load(c);
+            v1 += Vector256.Load(c + 8);
+        }
+        Vector256.Store(v0, c);
+        Vector256.Store(v1, c + 8);
+    }
+
+    // ---- dot-product path (A·Bᵀ) ----------------------------------------------------------------------------
+
+    /// <summary>
+    /// C[i, j] (+)= A[i, :]·B[j, :] for columns [n0, n1): both operands are contiguous along K, so each output
+    /// is a dot product; tiles of 4 rows × 4 columns share their loads.
+    /// </summary>
+    private static void DotSlice(ref Job job, int n0, int n1)
+    {
+        int m = job.M, k = job.K, ldc = job.N;
+        int i = 0;
+        for (; i + 4 <= m; i += 4)
+        {
+            int j = n0;
+            for (; j + 4 <= n1; j += 4) Dot4x4(k, job.A + (long)i * k, job.B + (long)j * k, job.C + (long)i * ldc + j, ldc, job.Accumulate);
+            for (; j < n1; j++)
+                for (int r = 0; r < 4; r++) Set(job.C + (long)(i + r) * ldc + j, Dot(k, job.A + (long)(i + r) * k, job.B + (long)j * k), job.Accumulate);
+        }
+        for (; i < m; i++)
+        {
+            float* ai = job.A + (long)i * k;
+            int j = n0;
+            for (; j + 4 <= n1; j += 4) Dot1x4(k, ai, job.B + (long)j * k, job.C + (long)i * ldc + j, job.Accumulate);
+            for (; j < n1; j++) Set(job.C + (long)i * ldc + j, Dot(k, ai, job.B + (long)j * k), job.Accumulate);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Set(float* c, float value, bool accumulate) => *c = accumulate ? *c + value : value;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4x4(int k, float* a, float* b, float* c, int ldc, bool accumulate)
+    {
+        float* a0 = a, a1 = a + k, a2 = a + 2 * k, a3 = a + 3 * k;
+        float* b0 = b, b1 = b + k, b2 = b + 2 * k, b3 = b + 3 * k;
+        int p = 0;
+        var s = stackalloc float[16];
+        if (Vector512.IsHardwareAccelerated && k >= 16)
+        {
+            Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default,
+                s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
+            for (; p + 16 <= k; p += 16)
+            {
+                var x0 = Vector512.Load(a0 + p); var x1 = Vector512.Load(a1 + p); var x2 = Vector512.Load(a2 + p); var x3 = Vector512.Load(a3 + p);
+                var y = Vector512.Load(b0 + p);
+                s00 = Vector512.FusedMultiplyAdd(x0, y, s00); s10 = Vector512.FusedMultiplyAdd(x1, y, s10); s20 = Vector512.FusedMultiplyAdd(x2, y, s20); s30 = Vector512.FusedMultiplyAdd(x3, y, s30);
+                y = Vector512.Load(b1 + p);
+                s01 = Vector512.FusedMultiplyAdd(x0, y, s01); s11 = Vector512.FusedMultiplyAdd(x1, y, s11); s21 = Vector512.FusedMultiplyAdd(x2, y, s21); s31 = Vector512.FusedMultiplyAdd(x3, y, s31);
+                y = Vector512.Load(b2 + p);
+                s02 = Vector512.FusedMultiplyAdd(x0, y, s02); s12 = Vector512.FusedMultiplyAdd(x1, y, s12); s22 = Vector512.FusedMultiplyAdd(x2, y, s22); s32 = Vector512.FusedMultiplyAdd(x3, y, s32);
+                y = Vector512.Load(b3 + p);
+                s03 = Vector512.FusedMultiplyAdd(x0, y, s03); s13 = Vector512.FusedMultiplyAdd(x1, y, s13); s23 = Vector512.FusedMultiplyAdd(x2, y, s23); s33 = Vector512.FusedMultiplyAdd(x3, y, s33);
+            }
+            s[0] = Vector512.Sum(s00); s[1] = Vector512.Sum(s01); s[2] = Vector512.Sum(s02); s[3] = Vector512.Sum(s03);
+            s[4] = Vector512.Sum(s10); s[5] = Vector512.Sum(s11); s[6] = Vector512.Sum(s12); s[7] = Vector512.Sum(s13);
+            s[8] = Vector512.Sum(s20); s[9] = Vector512.Sum(s21); s[10] = Vector512.Sum(s22); s[11] = Vector512.Sum(s23);
+            s[12] = Vector512.Sum(s30); s[13] = Vector512.Sum(s31); s[14] = Vector512.Sum(s32); s[15] = Vector512.Sum(s33);
+        }
+        else
+        {
+            for (int q = 0; q < 16; q++) s[q] = 0;
+        }
+        if (Vector256.IsHardwareAccelerated && p + 8 <= k)
+        {
+            Vector256<float> t00 = default, t01 = default, t02 = default, t03 = default, t10 = default, t11 = default, t12 = default, t13 = default,
+                t20 = default, t21 = default, t22 = default, t23 = default, t30 = default, t31 = default, t32 = default, t33 = default;
+            for (; p + 8 <= k; p += 8)
+            {
+                var x0 = Vector256.Load(a0 + p); var x1 = Vector256.Load(a1 + p); var x2 = Vector256.Load(a2 + p); var x3 = Vector256.Load(a3 + p);
+                var y = Vector256.Load(b0 + p);
+                t00 = Vector256.FusedMultiplyAdd(x0, y, t00); t10 = Vector256.FusedMultiplyAdd(x1, y, t10); t20 = Vector256.FusedMultiplyAdd(x2, y, t20); t30 = Vector256.FusedMultiplyAdd(x3, y, t30);
+                y = Vector256.Load(b1 + p);
+                t01 = Vector256.FusedMultiplyAdd(x0, y, t01); t11 = Vector256.FusedMultiplyAdd(x1, y, t11); t21 = Vector256.FusedMultiplyAdd(x2, y, t21); t31 = Vector256.FusedMultiplyAdd(x3, y, t31);
+                y = Vector256.Load(b2 + p);
+                t02 = Vector256.FusedMultiplyAdd(x0, y, t02); t12 = Vector256.FusedMultiplyAdd(x1, y, t12); t22 = Vector256.FusedMultiplyAdd(x2, y, t22); t32 = Vector256.FusedMultiplyAdd(x3, y, t32);
+                y = Vector256.Load(b3 + p);
+                t03 = Vector256.FusedMultiplyAdd(x0, y, t03); t13 = Vector256.FusedMultiplyAdd(x1, y, t13); t23 = Vector256.FusedMultiplyAdd(x2, y, t23); t33 = Vector256.FusedMultiplyAdd(x3, y, t33);
+            }
+            s[0] += Vector256.Sum(t00); s[1] += Vector256.Sum(t01); s[2] += Vector256.Sum(t02); s[3] += Vector256.Sum(t03);
+            s[4] += Vector256.Sum(t10); s[5] += Vector256.Sum(t11); s[6] += Vector256.Sum(t12); s[7] += Vector256.Sum(t13);
+            s[8] += Vector256.Sum(t20); s[9] += Vector256.Sum(t21); s[10] += Vector256.Sum(t22); s[11] += Vector256.Sum(t23);
+            s[12] += Vector256.Sum(t30); s[13] += Vector256.Sum(t31); s[14] += Vector256.Sum(t32); s[15] += Vector256.Sum(t33);
+        }
+        for (; p < k; p++)
+        {
+            float x0 = a0[p], x1 = a1[p], x2 = a2[p], x3 = a3[p];
+            float y0 = b0[p], y1 = b1[p], y2 = b2[p], y3 = b3[p];
+            s[0] += x0 * y0; s[1] += x0 * y1; s[2] += x0 * y2; s[3] += x0 * y3;
+            s[4] += x1 * y0; s[5] += x1 * y1; s[6] += x1 * y2; s[7] += x1 * y3;
+            s[8] += x2 * y0; s[9] += x2 * y1; s[10] += x2 * y2; s[11] += x2 * y3;
+            s[12] += x3 * y0; s[13] += x3 * y1; s[14] += x3 * y2; s[15] += x3 * y3;
+        }
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 4; j++) Set(c + (long)r * ldc + j, s[r * 4 + j], accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot1x4(int k, float* a, float* b, float* c, bool accumulate)
+    {
+        float* b0 = b, b1 = b + k, b2 = b + 2 * k, b3 = b + 3 * k;
+        int p = 0;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        if (Vector512.IsHardwareAccelerated && k >= 16)
+        {
+            Vector512<float> v0 = default, v1 = default, v2 = default, v3 = default;
+            for (; p + 16 <= k; p += 16)
+            {
+                var x = Vector512.Load(a + p);
+                v0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b0 + p), v0);
+                v1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b1 + p), v1);
+                v2 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b2 + p), v2);
+                v3 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b3 + p), v3);
+            }
+            s0 = Vector512.Sum(v0); s1 = Vector512.Sum(v1); s2 = Vector512.Sum(v2); s3 = Vector512.Sum(v3);
+        }
+        if (Vector256.IsHardwareAccelerated && p + 8 <= k)
+        {
+            Vector256<float> v0 = default, v1 = default, v2 = default, v3 = default;
+            for (; p + 8 <= k; p += 8)
+            {
+                var x = Vector256.Load(a + p);
+                v0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b0 + p), v0);
+                v1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b1 + p), v1);
+                v2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b2 + p), v2);
+                v3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b3 + p), v3);
+            }
+            s0 += Vector256.Sum(v0); s1 += Vector256.Sum(v1); s2 += Vector256.Sum(v2); s3 += Vector256.Sum(v3);
+        }
+        for (; p < k; p++)
+        {
+            float x = a[p];
+            s0 += x * b0[p]; s1 += x * b1[p]; s2 += x * b2[p]; s3 += x * b3[p];
+        }
+        Set(c, s0, accumulate); Set(c + 1, s1, accumulate); Set(c + 2, s2, accumulate); Set(c + 3, s3, accumulate);
+    }
+
+    private static float Dot(int k, float* a, float* b)
+    {
+        int p = 0;
+        float s = 0;
+        if (Vector512.IsHardwareAccelerated && k >= 16)
+        {
+            var v = Vector512<float>.Zero;
+            for (; p + 16 <= k; p += 16) v = Vector512.FusedMultiplyAdd(Vector512.Load(a + p), Vector512.Load(b + p), v);
+            s = Vector512.Sum(v);
+        }
+        for (; p < k; p++) s += a[p] * b[p];
+        return s;
+    }
+
+    /// <summary>Per-thread packing buffers, 64-byte aligned, allocated once per thread.</summary>
+    private static class Scratch
+    {
+        [ThreadStatic] private static float* s_a;
+        [ThreadStatic] private static float* s_b;
+
+        public static float* A => s_a != null ? s_a : s_a = (float*)NativeMemory.AlignedAlloc((nuint)(MC * KC * sizeof(float)), 64);
+
+        public static float* B => s_b != null ? s_b : s_b = (float*)NativeMemory.AlignedAlloc((nuint)(KC * (NC + 32) * sizeof(float)), 64);
+    }
+}
