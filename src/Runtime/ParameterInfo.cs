@@ -125,5 +125,5 @@ public sealed class NetworkDescription
 /// </summary>
 /// <param name="ActivationsPerSample">Elements of the activation arena per sample of batch capacity.</param>
 /// <param name="IndicesPerSample">Ints of the index arena (max-pool positions) per sample.</param>
-/// <param name="Scratch">Elements of fixed scratch space (im2col columns), independent of the batch.</param>
+/// <param name="Scratch">Elements of im2col column buffer each worker thread needs, independent of the batch.</param>
 public readonly record struct MemoryPlanSizes(int ActivationsPerSample, int IndicesPerSample, int Scratch);

@@ -5,15 +5,14 @@ namespace NetDsl.Runtime;
 
 /// <summary>
 /// The memory one schedule of a network runs in, allocated once for a batch capacity: the activation arena
-/// (buffers placed by the generator's memory plan), the index arena (max-pool positions), im2col scratch,
-/// and, for training, the gradient buffer laid out like the parameters. Generated code slices these at
+/// (buffers placed by the generator's memory plan), the index arena (max-pool positions), and, for training,
+/// the gradient buffer laid out like the parameters. (Convolution column buffers belong to the worker threads.) Generated code slices these at
 /// constant offsets; nothing is allocated while a step runs.
 /// </summary>
 public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly T[] _activations;
     private readonly int[] _indices;
-    private readonly T[] _scratch;
     private readonly T[] _gradients;
 
     /// <summary>Allocates a workspace for <paramref name="capacity"/> samples per batch.</summary>
@@ -24,7 +23,6 @@ public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
         Plan = plan;
         _activations = new T[checked((long)plan.ActivationsPerSample * capacity)];
         _indices = new int[checked((long)plan.IndicesPerSample * capacity)];
-        _scratch = new T[plan.Scratch];
         _gradients = new T[gradientCount];
     }
 
@@ -40,9 +38,6 @@ public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>The index arena.</summary>
     public Span<int> Indices => _indices;
 
-    /// <summary>Scratch space for im2col columns.</summary>
-    public Span<T> Scratch => _scratch;
-
     /// <summary>Parameter gradients, in the parameters' layout (empty for inference workspaces).</summary>
     public Span<T> Gradients => _gradients;
 
@@ -54,6 +49,6 @@ public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
     public ulong DropoutSeed { get; set; }
 
     /// <summary>Total bytes this workspace holds.</summary>
-    public long Bytes => (long)(_activations.Length + _scratch.Length + _gradients.Length) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>()
+    public long Bytes => (long)(_activations.Length + _gradients.Length) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>()
                          + (long)_indices.Length * sizeof(int);
 }

@@ -28,7 +28,7 @@ namespace Samples.SeedCnn;
 /// forward FLOPs per sample: 12,405,514
 /// activations per sample:  training 360,448 bytes (planned; 738,304 without sharing), inference 163,840 bytes
 /// planned peak at batch 64: 23,068,672 bytes of activations and indices for training (plus parameters, gradients and optimizer state)
-/// im2col scratch:          294,912 bytes
+/// im2col columns:          294,912 bytes per worker thread
 /// steps:                   training 17 (forward 6, backward 11), inference 6
 /// device launches:         19 per training step (the steps, the fused loss, the optimizer), 6 per inference
 /// </code>
@@ -94,72 +94,29 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> parameters = ParameterData;
         global::System.Span<float> activations = workspace.Activations;
         global::System.Span<int> indices = workspace.Indices;
-        global::System.Span<float> scratch = workspace.Scratch;
         int capacity = workspace.Capacity;
 
         // 1. conv1: conv [B,3,32,32] * [32,3,3,3] → [B,32,32,32] (stride 1, padding 1); then conv1 bias: [B,32,32,32] + conv1.bias; relu: [B,32,32,32]
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), scratch);
         {
-            var s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
-            var s1 = parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length); // conv1.bias [32]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop1
             {
-                for (int c = 0; c < 32; c++)
-                {
-                    float r1 = s1[c];
-                    var v1 = new global::System.Numerics.Vector<float>(r1);
-                    int start = (o * 32 + c) * 1024, end = start + 1024;
-                    int i = start;
-                    for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
-                    {
-                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                        var v2 = v0 + v1;
-                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
-                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
-                    }
-                    for (; i < end; i++)
-                    {
-                        float r0 = s0[i];
-                        float r2 = r0 + r1;
-                        float r3 = global::System.Math.Max(r2, 0.0f);
-                        s0[i] = r3;
-                    }
-                }
-            }
+                s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), // relu [B,32,32,32]
+                s1 = parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length), // conv1.bias [32]
+            };
+            global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), ref loop);
         }
 
         // 2. max_pool2d(2): [B,32,32,32] → [B,32,16,16]
         global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d));
 
         // 3. conv2: conv [B,32,16,16] * [64,32,3,3] → [B,64,16,16] (stride 1, padding 1); then conv2 bias: [B,64,16,16] + conv2.bias; relu: [B,64,16,16]
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), scratch);
         {
-            var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
-            var s1 = parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length); // conv2.bias [64]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop2
             {
-                for (int c = 0; c < 64; c++)
-                {
-                    float r1 = s1[c];
-                    var v1 = new global::System.Numerics.Vector<float>(r1);
-                    int start = (o * 64 + c) * 256, end = start + 256;
-                    int i = start;
-                    for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
-                    {
-                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                        var v2 = v0 + v1;
-                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
-                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
-                    }
-                    for (; i < end; i++)
-                    {
-                        float r0 = s0[i];
-                        float r2 = r0 + r1;
-                        float r3 = global::System.Math.Max(r2, 0.0f);
-                        s0[i] = r3;
-                    }
-                }
-            }
+                s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,64,16,16]
+                s1 = parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length), // conv2.bias [64]
+            };
+            global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), ref loop);
         }
 
         // 4. max_pool2d(2): [B,64,16,16] → [B,64,8,8]
@@ -168,57 +125,23 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 5. fc1: [B,4096]·[128,4096]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
-            var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [128]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop3
             {
-                int c = 0;
-                for (; c <= 128 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
-                {
-                    int i = o * 128 + c;
-                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
-                    var v2 = v0 + v1;
-                    var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
-                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
-                }
-                for (; c < 128; c++)
-                {
-                    int i = o * 128 + c;
-                    float r0 = s0[i];
-                    float r1 = s1[c];
-                    float r2 = r0 + r1;
-                    float r3 = global::System.Math.Max(r2, 0.0f);
-                    s0[i] = r3;
-                }
-            }
+                s0 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
+                s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [128]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 128);
         }
 
         // 6. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false);
         {
-            var s0 = output; // output [B,10]
-            var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [10]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop4
             {
-                int c = 0;
-                for (; c <= 10 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
-                {
-                    int i = o * 10 + c;
-                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
-                    var v2 = v0 + v1;
-                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
-                }
-                for (; c < 10; c++)
-                {
-                    int i = o * 10 + c;
-                    float r0 = s0[i];
-                    float r1 = s1[c];
-                    float r2 = r0 + r1;
-                    s0[i] = r2;
-                }
-            }
+                s0 = output, // output [B,10]
+                s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length), // fc2.bias [10]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 10, 10);
         }
     }
 
@@ -229,7 +152,6 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> gradients = workspace.Gradients;
         global::System.Span<float> activations = workspace.Activations;
         global::System.Span<int> indices = workspace.Indices;
-        global::System.Span<float> scratch = workspace.Scratch;
         int capacity = workspace.Capacity;
 
         // 7. dfc2.bias: sum of d[B,10] over all but dim 1; dfc2.weight: d[B,10]ᵀ·[B,128] → [10,128]
@@ -239,24 +161,12 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 8. dfc2 input: d[B,10]·fc2.weight → [B,128]; then drelu: d[B,128] where the output is positive
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias); // d fc1 (with bias) [B,128]
-            var s1 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
-            int n = batch * Sizes.fc1_bias;
-            int i = 0;
-            for (; i <= n - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            var loop = new FusedLoop5
             {
-                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
-                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
-                global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
-            }
-            for (; i < n; i++)
-            {
-                float r0 = s1[i];
-                float r1 = s0[i];
-                float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s0[i] = r2;
-            }
+                s0 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), // d fc1 (with bias) [B,128]
+                s1 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 64);
         }
 
         // 9. dfc1.bias: sum of d[B,128] over all but dim 1; dfc1.weight: d[B,128]ᵀ·[B,4096] → [128,4096]
@@ -271,63 +181,39 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
 
         // 12. drelu: d[B,64,16,16] where the output is positive
         {
-            var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
-            var s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2); // d relu [B,64,16,16]
-            var s2 = activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias); // d conv2 (with bias) [B,64,16,16]
-            int n = batch * Sizes.conv2_bias;
-            int i = 0;
-            for (; i <= n - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            var loop = new FusedLoop6
             {
-                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
-                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
-                global::NetDsl.Runtime.Cpu.Lanes.Store(s2, i, v2);
-            }
-            for (; i < n; i++)
-            {
-                float r0 = s0[i];
-                float r1 = s1[i];
-                float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s2[i] = r2;
-            }
+                s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,64,16,16]
+                s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), // d relu [B,64,16,16]
+                s2 = activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), // d conv2 (with bias) [B,64,16,16]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.conv2_bias, 64);
         }
 
         // 13. dconv2.bias: sum of d[B,64,16,16] over all but dim 1; dconv2.weight: correlate [B,32,16,16] with d[B,64,16,16] → [64,32,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 64, 256, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_bias, Layout.conv2_bias_length), accumulate: false);
-        global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_weight, Layout.conv2_weight_length), accumulate: false, scratch);
+        global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_weight, Layout.conv2_weight_length), accumulate: false);
 
         // 14. dconv2 input: transposed conv of d[B,64,16,16] with conv2.weight → [B,32,16,16]
-        global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), accumulate: false, scratch);
+        global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), accumulate: false);
 
         // 15. dmax_pool2d(2): d[B,32,16,16] → [B,32,32,32] through the recorded max positions
         global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), accumulate: false);
 
         // 16. drelu: d[B,32,32,32] where the output is positive
         {
-            var s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
-            var s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu); // d relu [B,32,32,32]
-            var s2 = activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias); // d conv1 (with bias) [B,32,32,32]
-            int n = batch * Sizes.conv1_bias;
-            int i = 0;
-            for (; i <= n - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            var loop = new FusedLoop6
             {
-                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
-                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
-                global::NetDsl.Runtime.Cpu.Lanes.Store(s2, i, v2);
-            }
-            for (; i < n; i++)
-            {
-                float r0 = s0[i];
-                float r1 = s1[i];
-                float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s2[i] = r2;
-            }
+                s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), // relu [B,32,32,32]
+                s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), // d relu [B,32,32,32]
+                s2 = activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), // d conv1 (with bias) [B,32,32,32]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.conv1_bias, 64);
         }
 
         // 17. dconv1.bias: sum of d[B,32,32,32] over all but dim 1; dconv1.weight: correlate [B,3,32,32] with d[B,32,32,32] → [32,3,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 1024, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
-        global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false, scratch);
+        global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false);
     }
 
     /// <inheritdoc />
@@ -335,72 +221,29 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     {
         global::System.Span<float> parameters = ParameterData;
         global::System.Span<float> activations = workspace.Activations;
-        global::System.Span<float> scratch = workspace.Scratch;
         int capacity = workspace.Capacity;
 
         // 1. conv1: conv [B,3,32,32] * [32,3,3,3] → [B,32,32,32] (stride 1, padding 1); then conv1 bias: [B,32,32,32] + conv1.bias; relu: [B,32,32,32]
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), scratch);
         {
-            var s0 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu); // relu [B,32,32,32]
-            var s1 = parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length); // conv1.bias [32]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop1
             {
-                for (int c = 0; c < 32; c++)
-                {
-                    float r1 = s1[c];
-                    var v1 = new global::System.Numerics.Vector<float>(r1);
-                    int start = (o * 32 + c) * 1024, end = start + 1024;
-                    int i = start;
-                    for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
-                    {
-                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                        var v2 = v0 + v1;
-                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
-                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
-                    }
-                    for (; i < end; i++)
-                    {
-                        float r0 = s0[i];
-                        float r2 = r0 + r1;
-                        float r3 = global::System.Math.Max(r2, 0.0f);
-                        s0[i] = r3;
-                    }
-                }
-            }
+                s0 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), // relu [B,32,32,32]
+                s1 = parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length), // conv1.bias [32]
+            };
+            global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), ref loop);
         }
 
         // 2. max_pool2d(2): [B,32,32,32] → [B,32,16,16]
         global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), default);
 
         // 3. conv2: conv [B,32,16,16] * [64,32,3,3] → [B,64,16,16] (stride 1, padding 1); then conv2 bias: [B,64,16,16] + conv2.bias; relu: [B,64,16,16]
-        global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), scratch);
         {
-            var s0 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,64,16,16]
-            var s1 = parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length); // conv2.bias [64]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop2
             {
-                for (int c = 0; c < 64; c++)
-                {
-                    float r1 = s1[c];
-                    var v1 = new global::System.Numerics.Vector<float>(r1);
-                    int start = (o * 64 + c) * 256, end = start + 256;
-                    int i = start;
-                    for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
-                    {
-                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                        var v2 = v0 + v1;
-                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
-                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
-                    }
-                    for (; i < end; i++)
-                    {
-                        float r0 = s0[i];
-                        float r2 = r0 + r1;
-                        float r3 = global::System.Math.Max(r2, 0.0f);
-                        s0[i] = r3;
-                    }
-                }
-            }
+                s0 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,64,16,16]
+                s1 = parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length), // conv2.bias [64]
+            };
+            global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), ref loop);
         }
 
         // 4. max_pool2d(2): [B,64,16,16] → [B,64,8,8]
@@ -409,9 +252,106 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 5. fc1: [B,4096]·[128,4096]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3); // relu [B,128]
-            var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [128]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop3
+            {
+                s0 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
+                s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [128]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 128);
+        }
+
+        // 6. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false);
+        {
+            var loop = new FusedLoop4
+            {
+                s0 = output, // output [B,10]
+                s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length), // fc2.bias [10]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 10, 10);
+        }
+    }
+
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop1 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.Span<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
+        {
+            for (int o = start / 32768; o < end / 32768; o++)
+            {
+                for (int c = 0; c < 32; c++)
+                {
+                    float r1 = s1[c];
+                    var v1 = new global::System.Numerics.Vector<float>(r1);
+                    int i = (o * 32 + c) * 1024, stop = i + 1024;
+                    for (; i <= stop - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+                    {
+                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                        var v2 = v0 + v1;
+                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                    }
+                    for (; i < stop; i++)
+                    {
+                        float r0 = s0[i];
+                        float r2 = r0 + r1;
+                        float r3 = global::System.Math.Max(r2, 0.0f);
+                        s0[i] = r3;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop2 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.Span<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
+        {
+            for (int o = start / 16384; o < end / 16384; o++)
+            {
+                for (int c = 0; c < 64; c++)
+                {
+                    float r1 = s1[c];
+                    var v1 = new global::System.Numerics.Vector<float>(r1);
+                    int i = (o * 64 + c) * 256, stop = i + 256;
+                    for (; i <= stop - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+                    {
+                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                        var v2 = v0 + v1;
+                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
+                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
+                    }
+                    for (; i < stop; i++)
+                    {
+                        float r0 = s0[i];
+                        float r2 = r0 + r1;
+                        float r3 = global::System.Math.Max(r2, 0.0f);
+                        s0[i] = r3;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop3 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.Span<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
+        {
+            for (int o = start / 128; o < end / 128; o++)
             {
                 int c = 0;
                 for (; c <= 128 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
@@ -434,13 +374,18 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                 }
             }
         }
+    }
 
-        // 6. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false);
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop4 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.Span<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
         {
-            var s0 = output; // output [B,10]
-            var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [10]
-            for (int o = 0; o < batch; o++)
+            for (int o = start / 10; o < end / 10; o++)
             {
                 int c = 0;
                 for (; c <= 10 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
@@ -459,6 +404,61 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                     float r2 = r0 + r1;
                     s0[i] = r2;
                 }
+            }
+        }
+    }
+
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop5 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.Span<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
+        {
+            int i = start;
+            for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            {
+                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
+                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
+                global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+            }
+            for (; i < end; i++)
+            {
+                float r0 = s1[i];
+                float r1 = s0[i];
+                float r2 = r0 > 0.0f ? r1 : 0.0f;
+                s0[i] = r2;
+            }
+        }
+    }
+
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop6 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.ReadOnlySpan<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+        public global::System.Span<float> s2;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
+        {
+            int i = start;
+            for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            {
+                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
+                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
+                global::NetDsl.Runtime.Cpu.Lanes.Store(s2, i, v2);
+            }
+            for (; i < end; i++)
+            {
+                float r0 = s0[i];
+                float r1 = s1[i];
+                float r2 = r0 > 0.0f ? r1 : 0.0f;
+                s2[i] = r2;
             }
         }
     }

@@ -21,7 +21,7 @@ namespace Samples.FashionMnist;
 /// forward FLOPs per sample: 470,282
 /// activations per sample:  training 2,560 bytes (planned; 3,072 without sharing), inference 1,536 bytes
 /// planned peak at batch 64: 163,840 bytes of activations and indices for training (plus parameters, gradients and optimizer state)
-/// im2col scratch:          0 bytes
+/// im2col columns:          0 bytes per worker thread
 /// steps:                   training 8 (forward 3, backward 5), inference 3
 /// device launches:         10 per training step (the steps, the fused loss, the optimizer), 3 per inference
 /// </code>
@@ -89,86 +89,34 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         // 1. fc1: [B,784]·[256,784]ᵀ → [B,256]; then fc1 bias: [B,256] + fc1.bias; relu: [B,256]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 256, 784, input, parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,256]
-            var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [256]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop1
             {
-                int c = 0;
-                for (; c <= 256 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
-                {
-                    int i = o * 256 + c;
-                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
-                    var v2 = v0 + v1;
-                    var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
-                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
-                }
-                for (; c < 256; c++)
-                {
-                    int i = o * 256 + c;
-                    float r0 = s0[i];
-                    float r1 = s1[c];
-                    float r2 = r0 + r1;
-                    float r3 = global::System.Math.Max(r2, 0.0f);
-                    s0[i] = r3;
-                }
-            }
+                s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), // relu [B,256]
+                s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [256]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 256, 256);
         }
 
         // 2. fc2: [B,256]·[128,256]ᵀ → [B,128]; then fc2 bias: [B,128] + fc2.bias; relu: [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
-            var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [128]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop2
             {
-                int c = 0;
-                for (; c <= 128 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
-                {
-                    int i = o * 128 + c;
-                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
-                    var v2 = v0 + v1;
-                    var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
-                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
-                }
-                for (; c < 128; c++)
-                {
-                    int i = o * 128 + c;
-                    float r0 = s0[i];
-                    float r1 = s1[c];
-                    float r2 = r0 + r1;
-                    float r3 = global::System.Math.Max(r2, 0.0f);
-                    s0[i] = r3;
-                }
-            }
+                s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,128]
+                s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length), // fc2.bias [128]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 128);
         }
 
         // 3. fc3: [B,128]·[10,128]ᵀ → [B,10]; then fc3 bias: [B,10] + fc3.bias
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), output, accumulate: false);
         {
-            var s0 = output; // output [B,10]
-            var s1 = parameters.Slice(Layout.fc3_bias, Layout.fc3_bias_length); // fc3.bias [10]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop3
             {
-                int c = 0;
-                for (; c <= 10 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
-                {
-                    int i = o * 10 + c;
-                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
-                    var v2 = v0 + v1;
-                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
-                }
-                for (; c < 10; c++)
-                {
-                    int i = o * 10 + c;
-                    float r0 = s0[i];
-                    float r1 = s1[c];
-                    float r2 = r0 + r1;
-                    s0[i] = r2;
-                }
-            }
+                s0 = output, // output [B,10]
+                s1 = parameters.Slice(Layout.fc3_bias, Layout.fc3_bias_length), // fc3.bias [10]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 10, 10);
         }
     }
 
@@ -187,24 +135,12 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         // 5. dfc3 input: d[B,10]·fc3.weight → [B,128]; then drelu: d[B,128] where the output is positive
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias); // d fc2 (with bias) [B,128]
-            var s1 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
-            int n = batch * Sizes.fc2_bias;
-            int i = 0;
-            for (; i <= n - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            var loop = new FusedLoop4
             {
-                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
-                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
-                global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
-            }
-            for (; i < n; i++)
-            {
-                float r0 = s1[i];
-                float r1 = s0[i];
-                float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s0[i] = r2;
-            }
+                s0 = activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), // d fc2 (with bias) [B,128]
+                s1 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,128]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 64);
         }
 
         // 6. dfc2.bias: sum of d[B,128] over all but dim 1; dfc2.weight: d[B,128]ᵀ·[B,256] → [128,256]
@@ -214,24 +150,12 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         // 7. dfc2 input: d[B,128]·fc2.weight → [B,256]; then drelu: d[B,256] where the output is positive
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 256, 128, activations.Slice(Layout.Training.d_fc2_bias * capacity, batch * Sizes.fc2_bias), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias); // d fc1 (with bias) [B,256]
-            var s1 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu); // relu [B,256]
-            int n = batch * Sizes.fc1_bias;
-            int i = 0;
-            for (; i <= n - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            var loop = new FusedLoop4
             {
-                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
-                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
-                global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
-            }
-            for (; i < n; i++)
-            {
-                float r0 = s1[i];
-                float r1 = s0[i];
-                float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s0[i] = r2;
-            }
+                s0 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), // d fc1 (with bias) [B,256]
+                s1 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), // relu [B,256]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 256, 64);
         }
 
         // 8. dfc1.bias: sum of d[B,256] over all but dim 1; dfc1.weight: d[B,256]ᵀ·[B,784] → [256,784]
@@ -249,9 +173,47 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
         // 1. fc1: [B,784]·[256,784]ᵀ → [B,256]; then fc1 bias: [B,256] + fc1.bias; relu: [B,256]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 256, 784, input, parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), accumulate: false);
         {
-            var s0 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu); // relu [B,256]
-            var s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length); // fc1.bias [256]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop1
+            {
+                s0 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), // relu [B,256]
+                s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [256]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 256, 256);
+        }
+
+        // 2. fc2: [B,256]·[128,256]ᵀ → [B,128]; then fc2 bias: [B,128] + fc2.bias; relu: [B,128]
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
+        {
+            var loop = new FusedLoop2
+            {
+                s0 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,128]
+                s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length), // fc2.bias [128]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 128);
+        }
+
+        // 3. fc3: [B,128]·[10,128]ᵀ → [B,10]; then fc3 bias: [B,10] + fc3.bias
+        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), output, accumulate: false);
+        {
+            var loop = new FusedLoop3
+            {
+                s0 = output, // output [B,10]
+                s1 = parameters.Slice(Layout.fc3_bias, Layout.fc3_bias_length), // fc3.bias [10]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 10, 10);
+        }
+    }
+
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop1 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.Span<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
+        {
+            for (int o = start / 256; o < end / 256; o++)
             {
                 int c = 0;
                 for (; c <= 256 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
@@ -274,13 +236,18 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
                 }
             }
         }
+    }
 
-        // 2. fc2: [B,256]·[128,256]ᵀ → [B,128]; then fc2 bias: [B,128] + fc2.bias; relu: [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 256, activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop2 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.Span<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
         {
-            var s0 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2); // relu [B,128]
-            var s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length); // fc2.bias [128]
-            for (int o = 0; o < batch; o++)
+            for (int o = start / 128; o < end / 128; o++)
             {
                 int c = 0;
                 for (; c <= 128 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
@@ -303,13 +270,18 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
                 }
             }
         }
+    }
 
-        // 3. fc3: [B,128]·[10,128]ᵀ → [B,10]; then fc3 bias: [B,10] + fc3.bias
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), parameters.Slice(Layout.fc3_weight, Layout.fc3_weight_length), output, accumulate: false);
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop3 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.Span<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
         {
-            var s0 = output; // output [B,10]
-            var s1 = parameters.Slice(Layout.fc3_bias, Layout.fc3_bias_length); // fc3.bias [10]
-            for (int o = 0; o < batch; o++)
+            for (int o = start / 10; o < end / 10; o++)
             {
                 int c = 0;
                 for (; c <= 10 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
@@ -328,6 +300,33 @@ partial class FashionMlp : global::NetDsl.Runtime.CompiledNetwork<float>
                     float r2 = r0 + r1;
                     s0[i] = r2;
                 }
+            }
+        }
+    }
+
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop4 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.Span<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
+        {
+            int i = start;
+            for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
+            {
+                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
+                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
+                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
+                global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
+            }
+            for (; i < end; i++)
+            {
+                float r0 = s1[i];
+                float r1 = s0[i];
+                float r2 = r0 > 0.0f ? r1 : 0.0f;
+                s0[i] = r2;
             }
         }
     }

@@ -16,7 +16,7 @@ namespace Samples.LinearRegression;
 /// forward FLOPs per sample: 3
 /// activations per sample:  training 0 bytes (planned; 0 without sharing), inference 0 bytes
 /// planned peak at batch 64: 0 bytes of activations and indices for training (plus parameters, gradients and optimizer state)
-/// im2col scratch:          0 bytes
+/// im2col columns:          0 bytes per worker thread
 /// steps:                   training 2 (forward 1, backward 1), inference 1
 /// device launches:         4 per training step (the steps, the fused loss, the optimizer), 1 per inference
 /// </code>
@@ -78,28 +78,12 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         // 1. line: [B,1]·[1,1]ᵀ → [B,1]; then line bias: [B,1] + line.bias
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), output, accumulate: false);
         {
-            var s0 = output; // output [B,1]
-            var s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length); // line.bias [1]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop1
             {
-                int c = 0;
-                for (; c <= 1 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)
-                {
-                    int i = o * 1 + c;
-                    var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                    var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, c);
-                    var v2 = v0 + v1;
-                    global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v2);
-                }
-                for (; c < 1; c++)
-                {
-                    int i = o * 1 + c;
-                    float r0 = s0[i];
-                    float r1 = s1[c];
-                    float r2 = r0 + r1;
-                    s0[i] = r2;
-                }
-            }
+                s0 = output, // output [B,1]
+                s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length), // line.bias [1]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 1, 1);
         }
     }
 
@@ -121,9 +105,25 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         // 1. line: [B,1]·[1,1]ᵀ → [B,1]; then line bias: [B,1] + line.bias
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), output, accumulate: false);
         {
-            var s0 = output; // output [B,1]
-            var s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length); // line.bias [1]
-            for (int o = 0; o < batch; o++)
+            var loop = new FusedLoop1
+            {
+                s0 = output, // output [B,1]
+                s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length), // line.bias [1]
+            };
+            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 1, 1);
+        }
+    }
+
+    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
+    private ref struct FusedLoop1 : global::NetDsl.Runtime.Cpu.IElementwise
+    {
+        public global::System.Span<float> s0;
+        public global::System.ReadOnlySpan<float> s1;
+
+        /// <inheritdoc />
+        public void Run(int start, int end)
+        {
+            for (int o = start / 1; o < end / 1; o++)
             {
                 int c = 0;
                 for (; c <= 1 - global::System.Numerics.Vector<float>.Count; c += global::System.Numerics.Vector<float>.Count)

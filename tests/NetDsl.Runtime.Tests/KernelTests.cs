@@ -56,8 +56,7 @@ public class KernelTests
         var x = Numerics.Uniform<double>(batch * g.InSize, 1);
         var wt = Numerics.Uniform<double>(o * c * k * k, 2);
         var y = new double[batch * g.OutSize];
-        var scratch = new double[Convolution.ScratchSize(g)];
-        Convolution.Forward<double>(g, batch, x, wt, y, scratch);
+        Convolution.Forward<double>(g, batch, x, wt, y);
         var expected = new double[y.Length];
         for (int b = 0; b < batch; b++)
             for (int oc = 0; oc < o; oc++)

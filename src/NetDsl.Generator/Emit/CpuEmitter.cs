@@ -17,19 +17,21 @@ internal sealed class CpuEmitter
     private readonly string _plan;
     private readonly string _t;
     private readonly CodeWriter _w;
+    private readonly FusedLoops _loops;
 
-    private CpuEmitter(NetworkGraph graph, Schedule schedule, string planClass, CodeWriter writer)
+    private CpuEmitter(NetworkGraph graph, Schedule schedule, string planClass, CodeWriter writer, FusedLoops loops)
     {
         _graph = graph;
         _schedule = schedule;
         _plan = planClass;
         _t = graph.ElementType;
         _w = writer;
+        _loops = loops;
     }
 
     /// <summary>Writes the body of the method running <paramref name="from"/>..<paramref name="to"/> of the schedule.</summary>
-    public static void EmitBody(NetworkGraph graph, Schedule schedule, string planClass, int from, int to, bool backward, CodeWriter w)
-        => new CpuEmitter(graph, schedule, planClass, w).Body(from, to, backward);
+    public static void EmitBody(NetworkGraph graph, Schedule schedule, string planClass, int from, int to, bool backward, CodeWriter w, FusedLoops loops)
+        => new CpuEmitter(graph, schedule, planClass, w, loops).Body(from, to, backward);
 
     private void Body(int from, int to, bool backward)
     {
@@ -40,7 +42,6 @@ internal sealed class CpuEmitter
         if (used.Contains(BufferKind.ParamGrad)) _w.Line($"global::System.Span<{_t}> gradients = workspace.Gradients;");
         if (used.Contains(BufferKind.Activation)) _w.Line($"global::System.Span<{_t}> activations = workspace.Activations;");
         if (used.Contains(BufferKind.Index)) _w.Line("global::System.Span<int> indices = workspace.Indices;");
-        if (steps.OfType<ConvStep>().Any()) _w.Line($"global::System.Span<{_t}> scratch = workspace.Scratch;");
         if (needsCapacity) _w.Line("int capacity = workspace.Capacity;");
         if (steps.Count == 0) return;
         _w.Line();
@@ -61,7 +62,13 @@ internal sealed class CpuEmitter
                     _w.Line($"global::NetDsl.Runtime.Cpu.Rows.SumToChannels({Size(g.K)}, {Size(g.M)}, 1, {Read(g.A)}, {Write(g.BiasGrad)}, accumulate: {Bool(g.BiasGradAccumulate)});");
                 _w.Line($"global::NetDsl.Runtime.Cpu.Gemm.Multiply({Bool(g.TransA)}, {Bool(g.TransB)}, {Size(g.M)}, {Size(g.N)}, {Size(g.K)}, "
                     + $"{Read(g.A)}, {Read(g.B)}, {Write(g.AccumulatorTarget)}, accumulate: {Bool(g.Accumulate)});");
-                if (g.Epilogue is not null) Loop(g.Epilogue, g.M.Value * g.N.Value, g.AccumulatorTarget);
+                if (g.Epilogue is not null)
+                {
+                    _w.Open();
+                    string loop = NewLoop(g.Epilogue, g.AccumulatorTarget, out int period);
+                    _w.Line($"global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref {loop}, batch * {Invariant.Format(g.M.Value * g.N.Value)}, {Invariant.Format(period)});");
+                    _w.Close();
+                }
                 break;
             case ConvStep c:
                 {
@@ -69,14 +76,17 @@ internal sealed class CpuEmitter
                     if (c.BiasGrad >= 0)
                         _w.Line($"global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, {Invariant.Format(c.Geometry.OutChannels)}, {Invariant.Format(c.Geometry.OutHeight * c.Geometry.OutWidth)}, {Read(c.In2)}, {Write(c.BiasGrad)}, accumulate: {Bool(c.BiasGradAccumulate)});");
                     int target = c.AccumulatorTarget;
+                    bool open = c.Epilogue is not null;
+                    if (open) _w.Open();
+                    string epilogue = c.Epilogue is not null ? ", ref " + NewLoop(c.Epilogue, target, out _) : "";
                     string call = c.Pass switch
                     {
-                        ConvPass.Forward => $"Forward({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(target)}, scratch);",
-                        ConvPass.BackwardData => $"BackwardData({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(target)}, accumulate: {Bool(c.Accumulate)}, scratch);",
-                        _ => $"BackwardWeight({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(target)}, accumulate: {Bool(c.Accumulate)}, scratch);",
+                        ConvPass.Forward => $"Forward({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(target)}{epilogue});",
+                        ConvPass.BackwardData => $"BackwardData({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(target)}, accumulate: {Bool(c.Accumulate)}{epilogue});",
+                        _ => $"BackwardWeight({window}, batch, {Read(c.In)}, {Read(c.In2)}, {Write(target)}, accumulate: {Bool(c.Accumulate)});",
                     };
                     _w.Line("global::NetDsl.Runtime.Cpu.Convolution." + call);
-                    if (c.Epilogue is not null) Loop(c.Epilogue, c.Pass == ConvPass.Forward ? c.Geometry.OutSize : c.Geometry.InSize, target);
+                    if (open) _w.Close();
                     break;
                 }
             case PoolStep p:
@@ -114,8 +124,15 @@ internal sealed class CpuEmitter
                     break;
                 }
             case ElementwiseStep e:
-                Loop(e.Program, e.PerSample, accumulator: -1);
-                break;
+                {
+                    _w.Open();
+                    string loop = NewLoop(e.Program, accumulator: -1, out int period);
+                    var stored = _schedule.Buffers[e.Program.Last(i => i.Op == EOp.Store).Buffer];
+                    string count = stored.Kind == BufferKind.Output || stored.SizeOf.Length == 0 ? Invariant.Format(e.PerSample) : PerSample(stored);
+                    _w.Line($"global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref {loop}, batch * {count}, {Invariant.Format(period)});");
+                    _w.Close();
+                    break;
+                }
             default:
                 throw new InvalidOperationException("The CPU emitter has no rule for " + step.GetType().Name);
         }
@@ -124,94 +141,117 @@ internal sealed class CpuEmitter
     // ---- elementwise loops ---------------------------------------------------------------------------------
 
     /// <summary>
-    /// A pointwise loop over <c>batch · perSample</c> elements running <paramref name="program"/>; in an epilogue,
-    /// <see cref="EOp.Accumulator"/> reads the dense result from <paramref name="accumulator"/>. The loop runs
-    /// a SIMD register of elements per iteration (<c>Vector&lt;T&gt;</c>) and finishes with a scalar tail; programs
-    /// with dropout or GELU stay scalar.
+    /// Declares a local of the fused-loop struct for <paramref name="program"/> (emitting the struct on first
+    /// use), with its span fields bound to this step's buffers; returns the local's name. The struct's
+    /// <c>Run(start, end)</c> is called by the workers (or by a kernel as its epilogue) on element ranges that
+    /// start at a multiple of <paramref name="period"/>.
     /// </summary>
-    private void Loop(List<EInstr> program, int perSample, int accumulator)
+    private string NewLoop(List<EInstr> program, int accumulator, out int period)
     {
-        _w.Open();
-        // One local span per buffer, named after what it holds.
-        var locals = new Dictionary<int, string>();
         var buffers = program.Where(i => i.Op is EOp.Load or EOp.LoadChannel or EOp.Store).Select(i => i.Buffer).ToList();
         if (accumulator >= 0) buffers.Insert(0, accumulator);
+        var fields = new List<(string Name, bool Written, int Buffer)>();
+        var locals = new Dictionary<int, string>();
         foreach (int b in buffers.Distinct())
         {
             string name = "s" + Invariant.Format(locals.Count);
             locals[b] = name;
-            bool written = b == accumulator || program.Any(i => i.Op == EOp.Store && i.Buffer == b);
-            _w.Line($"var {name} = {(written ? Write(b) : Read(b))}; // {_schedule.Buffers[b].Comment}");
+            fields.Add((name, program.Any(i => i.Op == EOp.Store && i.Buffer == b), b));
         }
-        foreach (int seed in program.Where(i => i.Op == EOp.DropoutScale).Select(i => i.Seed).Distinct())
-            _w.Line($"ulong seed{Invariant.Format(seed)} = global::NetDsl.Runtime.CounterRandom.Derive(workspace.DropoutSeed, {Invariant.Format(seed)});");
+        var seeds = program.Where(i => i.Op == EOp.DropoutScale).Select(i => i.Seed).Distinct().ToList();
+        var channel = program.FirstOrDefault(i => i.Op == EOp.LoadChannel);
+        period = channel is null ? 64 : channel.Channels * channel.Inner;
+
+        // The struct: fields, then Run.
+        var def = new CodeWriter();
+        foreach (var (name, written, _) in fields)
+            def.Line($"public global::System.{(written ? "Span" : "ReadOnlySpan")}<{_t}> {name};");
+        foreach (int seed in seeds) def.Line($"public ulong seed{Invariant.Format(seed)};");
+        def.Line();
+        def.Line("/// <inheritdoc />");
+        def.Open("public void Run(int start, int end)");
+        RunBody(program, locals, accumulator, channel, def);
+        def.Close();
+        string structName = _loops.Register(def.ToString());
+
+        string local = "loop";
+        _w.Line($"var {local} = new {structName}");
+        _w.Line("{");
+        _w.Indent();
+        foreach (var (name, written, b) in fields)
+            _w.Line($"{name} = {(written ? Write(b) : Read(b))}, // {_schedule.Buffers[b].Comment}");
+        foreach (int seed in seeds)
+            _w.Line($"seed{Invariant.Format(seed)} = global::NetDsl.Runtime.CounterRandom.Derive(workspace.DropoutSeed, {Invariant.Format(seed)}),");
+        _w.Outdent();
+        _w.Line("};");
+        return local;
+    }
+
+    /// <summary>
+    /// The loop over [start, end): a SIMD register of elements per iteration (<c>Vector&lt;T&gt;</c>) and a scalar
+    /// tail; programs with dropout or GELU stay scalar.
+    /// </summary>
+    private void RunBody(List<EInstr> program, Dictionary<int, string> locals, int accumulator, EInstr? channel, CodeWriter w)
+    {
         bool simd = program.All(i => i.Op is not (EOp.DropoutScale or EOp.Gelu or EOp.GeluGrad));
         string width = $"global::System.Numerics.Vector<{_t}>.Count";
-
-        var channel = program.FirstOrDefault(i => i.Op == EOp.LoadChannel);
         if (channel is null)
         {
-            var stored = _schedule.Buffers[program.Last(i => i.Op == EOp.Store).Buffer];
-            string count = stored.Kind == BufferKind.Output || stored.SizeOf.Length == 0 ? Invariant.Format(perSample) : PerSample(stored);
-            _w.Line($"int n = batch * {count};");
-            _w.Line("int i = 0;");
+            w.Line("int i = start;");
             if (simd)
             {
-                _w.Open($"for (; i <= n - {width}; i += {width})");
-                Program(program, locals, accumulator, vector: true, channelIndex: null);
-                _w.Close();
+                w.Open($"for (; i <= end - {width}; i += {width})");
+                Program(program, locals, accumulator, vector: true, channelIndex: null, w);
+                w.Close();
             }
-            _w.Open("for (; i < n; i++)");
-            Program(program, locals, accumulator, vector: false, channelIndex: null);
-            _w.Close();
+            w.Open("for (; i < end; i++)");
+            Program(program, locals, accumulator, vector: false, channelIndex: null, w);
+            w.Close();
         }
         else if (channel.Inner == 1)
         {
             // A bias along the last dimension: rows of C elements, the bias vector loaded alongside each row.
-            int c = channel.Channels;
-            string cs = Invariant.Format(c);
-            _w.Open($"for (int o = 0; o < {Outer(perSample / c)}; o++)");
-            _w.Line("int c = 0;");
+            string cs = Invariant.Format(channel.Channels);
+            w.Open($"for (int o = start / {cs}; o < end / {cs}; o++)");
+            w.Line("int c = 0;");
             if (simd)
             {
-                _w.Open($"for (; c <= {cs} - {width}; c += {width})");
-                _w.Line($"int i = o * {cs} + c;");
-                Program(program, locals, accumulator, vector: true, channelIndex: "c");
-                _w.Close();
+                w.Open($"for (; c <= {cs} - {width}; c += {width})");
+                w.Line($"int i = o * {cs} + c;");
+                Program(program, locals, accumulator, vector: true, channelIndex: "c", w);
+                w.Close();
             }
-            _w.Open($"for (; c < {cs}; c++)");
-            _w.Line($"int i = o * {cs} + c;");
-            Program(program, locals, accumulator, vector: false, channelIndex: "c");
-            _w.Close();
-            _w.Close();
+            w.Open($"for (; c < {cs}; c++)");
+            w.Line($"int i = o * {cs} + c;");
+            Program(program, locals, accumulator, vector: false, channelIndex: "c", w);
+            w.Close();
+            w.Close();
         }
         else
         {
             // A bias per channel of [C, H, W]: one value broadcast over each channel's plane.
             int c = channel.Channels, inner = channel.Inner;
-            int outer = perSample / (c * inner);
-            _w.Open($"for (int o = 0; o < {Outer(outer)}; o++)");
-            _w.Open($"for (int c = 0; c < {Invariant.Format(c)}; c++)");
+            string plane = Invariant.Format(c * inner);
+            w.Open($"for (int o = start / {plane}; o < end / {plane}; o++)");
+            w.Open($"for (int c = 0; c < {Invariant.Format(c)}; c++)");
             foreach (var (instr, index) in program.Select((x, i) => (x, i)).Where(p => p.x.Op == EOp.LoadChannel))
             {
-                _w.Line($"{_t} r{Invariant.Format(index)} = {locals[instr.Buffer]}[c];");
-                if (simd) _w.Line($"var v{Invariant.Format(index)} = new global::System.Numerics.Vector<{_t}>(r{Invariant.Format(index)});");
+                w.Line($"{_t} r{Invariant.Format(index)} = {locals[instr.Buffer]}[c];");
+                if (simd) w.Line($"var v{Invariant.Format(index)} = new global::System.Numerics.Vector<{_t}>(r{Invariant.Format(index)});");
             }
-            _w.Line($"int start = (o * {Invariant.Format(c)} + c) * {Invariant.Format(inner)}, end = start + {Invariant.Format(inner)};");
-            _w.Line("int i = start;");
+            w.Line($"int i = (o * {Invariant.Format(c)} + c) * {Invariant.Format(inner)}, stop = i + {Invariant.Format(inner)};");
             if (simd)
             {
-                _w.Open($"for (; i <= end - {width}; i += {width})");
-                Program(program, locals, accumulator, vector: true, channelIndex: null);
-                _w.Close();
+                w.Open($"for (; i <= stop - {width}; i += {width})");
+                Program(program, locals, accumulator, vector: true, channelIndex: null, w);
+                w.Close();
             }
-            _w.Open("for (; i < end; i++)");
-            Program(program, locals, accumulator, vector: false, channelIndex: null);
-            _w.Close();
-            _w.Close();
-            _w.Close();
+            w.Open("for (; i < stop; i++)");
+            Program(program, locals, accumulator, vector: false, channelIndex: null, w);
+            w.Close();
+            w.Close();
+            w.Close();
         }
-        _w.Close();
     }
 
     /// <summary>
@@ -219,7 +259,7 @@ internal sealed class CpuEmitter
     /// input), then the rest in order. <paramref name="channelIndex"/> names the index of a bias that varies along
     /// the loop; otherwise per-channel values were hoisted out of it.
     /// </summary>
-    private void Program(List<EInstr> program, Dictionary<int, string> locals, int accumulator, bool vector, string? channelIndex)
+    private void Program(List<EInstr> program, Dictionary<int, string> locals, int accumulator, bool vector, string? channelIndex, CodeWriter w)
     {
         string reg = vector ? "v" : "r";
         var order = program.Select((instr, index) => (instr, index))
@@ -232,7 +272,7 @@ internal sealed class CpuEmitter
             string b = instr.B >= 0 ? reg + Invariant.Format(instr.B) : "";
             if (instr.Op == EOp.Store)
             {
-                _w.Line(vector ? $"global::NetDsl.Runtime.Cpu.Lanes.Store({locals[instr.Buffer]}, i, {a});" : $"{locals[instr.Buffer]}[i] = {a};");
+                w.Line(vector ? $"global::NetDsl.Runtime.Cpu.Lanes.Store({locals[instr.Buffer]}, i, {a});" : $"{locals[instr.Buffer]}[i] = {a};");
                 continue;
             }
             string value = instr.Op switch
@@ -242,7 +282,7 @@ internal sealed class CpuEmitter
                 EOp.LoadChannel => vector ? $"global::NetDsl.Runtime.Cpu.Lanes.Load({locals[instr.Buffer]}, {channelIndex})" : $"{locals[instr.Buffer]}[{channelIndex}]",
                 _ => vector ? ElementwiseMath.VectorExpression(instr, a, b, _t) : ElementwiseMath.Expression(instr, a, b, _t, "i"),
             };
-            _w.Line(vector ? $"var {r} = {value};" : $"{_t} {r} = {value};");
+            w.Line(vector ? $"var {r} = {value};" : $"{_t} {r} = {value};");
         }
     }
 
@@ -289,4 +329,38 @@ internal sealed class CpuEmitter
     private static string Bool(bool value) => value ? "true" : "false";
 
     private string Lit(double value) => Invariant.Literal(value, _t);
+}
+
+/// <summary>
+/// The fused elementwise loops of one network: each distinct loop becomes one <c>ref struct</c> implementing
+/// <c>IElementwise</c>, shared by every step (training, inference) that runs the same program.
+/// </summary>
+internal sealed class FusedLoops
+{
+    private readonly Dictionary<string, string> _names = new(StringComparer.Ordinal);
+    private readonly List<(string Name, string Body)> _definitions = new();
+
+    /// <summary>The struct name for a loop body, registering it on first sight.</summary>
+    public string Register(string body)
+    {
+        if (_names.TryGetValue(body, out var name)) return name;
+        name = "FusedLoop" + Invariant.Format(_definitions.Count + 1);
+        _names[body] = name;
+        _definitions.Add((name, body));
+        return name;
+    }
+
+    /// <summary>Writes the structs.</summary>
+    public void Emit(CodeWriter w, string t)
+    {
+        foreach (var (name, body) in _definitions)
+        {
+            w.Line();
+            w.Line($"/// <summary>A fused elementwise loop over {t} elements, run by the workers or as a kernel's epilogue.</summary>");
+            w.Open($"private ref struct {name} : global::NetDsl.Runtime.Cpu.IElementwise");
+            var lines = body.Split('\n');
+            foreach (var line in lines.Take(lines.Length - 1)) w.Line(line);
+            w.Close();
+        }
+    }
 }

@@ -32,7 +32,7 @@ internal static class NetworkEmitter
         w.Line($"/// activations per sample:  training {Invariant.Grouped(trainingPlan.ActivationsPerSample * bytes + trainingPlan.IndicesPerSample * 4L)} bytes (planned; {Invariant.Grouped(trainingPlan.UnplannedPerSample * bytes + trainingPlan.IndicesPerSample * 4L)} without sharing), inference {Invariant.Grouped(inferencePlan.ActivationsPerSample * bytes)} bytes");
         long peak64 = 64L * (trainingPlan.ActivationsPerSample * bytes + trainingPlan.IndicesPerSample * 4L);
         w.Line($"/// planned peak at batch 64: {Invariant.Grouped(peak64)} bytes of activations and indices for training (plus parameters, gradients and optimizer state)");
-        w.Line($"/// im2col scratch:          {Invariant.Grouped(trainingPlan.Scratch * bytes)} bytes");
+        w.Line($"/// im2col columns:          {Invariant.Grouped(trainingPlan.Scratch * bytes)} bytes per worker thread");
         w.Line($"/// steps:                   training {summary.TrainingSteps} (forward {training.ForwardSteps}, backward {training.Steps.Count - training.ForwardSteps}), inference {summary.InferenceSteps}");
         w.Line($"/// device launches:         {summary.TrainingSteps + 2} per training step (the steps, the fused loss, the optimizer), {summary.InferenceSteps} per inference");
         w.Line("/// </code>");
@@ -97,20 +97,22 @@ internal static class NetworkEmitter
 
         // ---- the three compiled schedules
         string span = $"global::System.Span<{t}>", ro = $"global::System.ReadOnlySpan<{t}>", ws = $"global::NetDsl.Runtime.Workspace<{t}>";
+        var loops = new FusedLoops();
         w.Line("/// <inheritdoc />");
         w.Open($"protected override void ForwardTraining({ro} input, {span} output, {ws} workspace, int batch)");
-        CpuEmitter.EmitBody(graph, training, "Layout.Training", 0, training.ForwardSteps, backward: false, w);
+        CpuEmitter.EmitBody(graph, training, "Layout.Training", 0, training.ForwardSteps, backward: false, w, loops);
         w.Close();
         w.Line();
         w.Line("/// <inheritdoc />");
         w.Open($"protected override void Backward({ro} input, {ro} output, {ro} outputGradient, {ws} workspace, int batch)");
-        CpuEmitter.EmitBody(graph, training, "Layout.Training", training.ForwardSteps, training.Steps.Count, backward: true, w);
+        CpuEmitter.EmitBody(graph, training, "Layout.Training", training.ForwardSteps, training.Steps.Count, backward: true, w, loops);
         w.Close();
         w.Line();
         w.Line("/// <inheritdoc />");
         w.Open($"protected override void ForwardInference({ro} input, {span} output, {ws} workspace, int batch)");
-        CpuEmitter.EmitBody(graph, inference, "Layout.Inference", 0, inference.Steps.Count, backward: false, w);
+        CpuEmitter.EmitBody(graph, inference, "Layout.Inference", 0, inference.Steps.Count, backward: false, w, loops);
         w.Close();
+        loops.Emit(w, t);
         w.Line();
 
         if (deviceKernels)

@@ -1,94 +1,189 @@
 using System;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace NetDsl.Runtime.Cpu;
 
 /// <summary>
-/// 2-D convolution through im2col and GEMM, one sample at a time so the column buffer stays
-/// <c>C·k² × OH·OW</c> regardless of the batch.
+/// 2-D convolution through im2col and GEMM. Samples run in parallel on the workers, each with its own column
+/// buffer (<c>C·k² × OH·OW</c>, allocated once per thread), and a fused epilogue (bias, activation, the next
+/// op's gradient) runs on each sample right after its GEMM, while the data is in cache. The weight gradient is
+/// split by rows of the column matrix instead, so every weight is accumulated over the batch in sample order
+/// by one thread: the result does not depend on the number of threads.
 /// </summary>
-public static class Convolution
+public static unsafe class Convolution
 {
-    /// <summary>The scratch elements <see cref="Forward"/> and the backward passes need.</summary>
+    /// <summary>The column-buffer elements one thread needs.</summary>
     public static int ScratchSize(in Window2d g) => g.ColumnRows * g.OutPixels;
 
-    /// <summary><c>y[b] = W · im2col(x[b])</c>; the bias is added separately (or fused by the generator).</summary>
-    public static void Forward<T>(in Window2d g, int batch, ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, Span<T> scratch)
+    /// <summary><c>y[b] = W · im2col(x[b])</c>; the bias is added by the generated epilogue.</summary>
+    public static void Forward<T>(in Window2d g, int batch, ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Span<T> col = scratch.Slice(0, ScratchSize(g));
-        for (int b = 0; b < batch; b++)
-        {
-            Im2Col(g, x.Slice(b * g.InSize, g.InSize), col);
-            Gemm.Multiply(false, false, g.OutChannels, g.OutPixels, g.ColumnRows, w, col, y.Slice(b * g.OutSize, g.OutSize), accumulate: false);
-        }
+        var none = new NoEpilogue();
+        Forward(g, batch, x, w, y, ref none);
     }
 
-    /// <summary><c>dW (+)= Σ_b dy[b] · im2col(x[b])ᵀ</c>.</summary>
-    public static void BackwardWeight<T>(in Window2d g, int batch, ReadOnlySpan<T> x, ReadOnlySpan<T> dy, Span<T> dw, bool accumulate, Span<T> scratch)
+    /// <summary><c>y[b] = W · im2col(x[b])</c>, then <paramref name="epilogue"/> over sample b's outputs.</summary>
+    public static void Forward<T, TEpilogue>(in Window2d g, int batch, ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ref TEpilogue epilogue)
         where T : unmanaged, IFloatingPointIeee754<T>
+        where TEpilogue : IElementwise, allows ref struct
     {
-        Span<T> col = scratch.Slice(0, ScratchSize(g));
-        if (!accumulate) dw.Slice(0, g.OutChannels * g.ColumnRows).Clear();
-        for (int b = 0; b < batch; b++)
-        {
-            Im2Col(g, x.Slice(b * g.InSize, g.InSize), col);
-            Gemm.Multiply(false, true, g.OutChannels, g.ColumnRows, g.OutPixels, dy.Slice(b * g.OutSize, g.OutSize), col, dw, accumulate: true);
-        }
+        var job = new Job<T, TEpilogue> { G = g, In = x, Weights = w, Out = y, Epilogue = epilogue };
+        CpuWorkers.Run(ref job, &ForwardSamples<T, TEpilogue>, batch, align: 1);
     }
 
     /// <summary><c>dx[b] (+)= col2im(Wᵀ · dy[b])</c>.</summary>
-    public static void BackwardData<T>(in Window2d g, int batch, ReadOnlySpan<T> dy, ReadOnlySpan<T> w, Span<T> dx, bool accumulate, Span<T> scratch)
+    public static void BackwardData<T>(in Window2d g, int batch, ReadOnlySpan<T> dy, ReadOnlySpan<T> w, Span<T> dx, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Span<T> col = scratch.Slice(0, ScratchSize(g));
-        for (int b = 0; b < batch; b++)
+        var none = new NoEpilogue();
+        BackwardData(g, batch, dy, w, dx, accumulate, ref none);
+    }
+
+    /// <summary><c>dx[b] (+)= col2im(Wᵀ · dy[b])</c>, then <paramref name="epilogue"/> over sample b's input gradient.</summary>
+    public static void BackwardData<T, TEpilogue>(in Window2d g, int batch, ReadOnlySpan<T> dy, ReadOnlySpan<T> w, Span<T> dx, bool accumulate, ref TEpilogue epilogue)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where TEpilogue : IElementwise, allows ref struct
+    {
+        var job = new Job<T, TEpilogue> { G = g, In = dy, Weights = w, Out = dx, Accumulate = accumulate, Epilogue = epilogue };
+        CpuWorkers.Run(ref job, &BackwardDataSamples<T, TEpilogue>, batch, align: 1);
+    }
+
+    /// <summary><c>dW (+)= Σ_b dy[b] · im2col(x[b])ᵀ</c>, the batch summed in sample order.</summary>
+    public static void BackwardWeight<T>(in Window2d g, int batch, ReadOnlySpan<T> x, ReadOnlySpan<T> dy, Span<T> dw, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var job = new Job<T, NoEpilogue> { G = g, In = x, Weights = dy, Out = dw, Accumulate = accumulate, Batch = batch };
+        if (typeof(T) == typeof(float) && Sgemm.IsAccelerated)
+            CpuWorkers.Run(ref job, &BackwardWeightRows<T>, g.ColumnRows, align: 8);
+        else
+            BackwardWeightSerial(ref job);
+    }
+
+    private ref struct Job<T, TEpilogue>
+        where T : unmanaged
+        where TEpilogue : IElementwise, allows ref struct
+    {
+        public Window2d G;
+        public ReadOnlySpan<T> In;
+        public ReadOnlySpan<T> Weights;
+        public Span<T> Out;
+        public bool Accumulate;
+        public int Batch;
+        public TEpilogue Epilogue;
+    }
+
+    private static void ForwardSamples<T, TEpilogue>(ref Job<T, TEpilogue> j, int b0, int b1)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where TEpilogue : IElementwise, allows ref struct
+    {
+        var g = j.G;
+        bool pointwise = g.Kernel == 1 && g.Stride == 1 && g.Padding == 0;
+        Span<T> col = pointwise ? default : Columns<T>.Get(ScratchSize(g));
+        for (int b = b0; b < b1; b++)
         {
-            Gemm.Multiply(true, false, g.ColumnRows, g.OutPixels, g.OutChannels, w, dy.Slice(b * g.OutSize, g.OutSize), col, accumulate: false);
-            Span<T> dxb = dx.Slice(b * g.InSize, g.InSize);
-            if (!accumulate) dxb.Clear();
-            Col2Im(g, col, dxb);
+            ReadOnlySpan<T> xb = j.In.Slice(b * g.InSize, g.InSize);
+            ReadOnlySpan<T> columns = xb;
+            if (!pointwise)
+            {
+                Im2Col(g, xb, col, 0, g.ColumnRows);
+                columns = col;
+            }
+            Gemm.Multiply(false, false, g.OutChannels, g.OutPixels, g.ColumnRows, j.Weights, columns, j.Out.Slice(b * g.OutSize, g.OutSize), accumulate: false);
+            j.Epilogue.Run(b * g.OutSize, (b + 1) * g.OutSize);
         }
     }
 
-    /// <summary>Unfolds one sample into columns: row <c>(c,ky,kx)</c>, column <c>(oy,ox)</c>.</summary>
-    public static void Im2Col<T>(in Window2d g, ReadOnlySpan<T> x, Span<T> col) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void BackwardDataSamples<T, TEpilogue>(ref Job<T, TEpilogue> j, int b0, int b1)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where TEpilogue : IElementwise, allows ref struct
     {
-        int k = g.Kernel, s = g.Stride, pad = g.Padding, oh = g.OutHeight, ow = g.OutWidth, h = g.InHeight, w = g.InWidth;
-        int row = 0;
-        for (int c = 0; c < g.InChannels; c++)
+        var g = j.G;
+        Span<T> col = Columns<T>.Get(ScratchSize(g));
+        for (int b = b0; b < b1; b++)
         {
-            ReadOnlySpan<T> xc = x.Slice(c * h * w, h * w);
-            for (int ky = 0; ky < k; ky++)
-                for (int kx = 0; kx < k; kx++, row++)
-                {
-                    Span<T> dst = col.Slice(row * oh * ow, oh * ow);
-                    for (int oy = 0; oy < oh; oy++)
-                    {
-                        int iy = oy * s - pad + ky;
-                        Span<T> drow = dst.Slice(oy * ow, ow);
-                        if ((uint)iy >= (uint)h) { drow.Clear(); continue; }
-                        ReadOnlySpan<T> srow = xc.Slice(iy * w, w);
-                        if (s == 1)
-                        {
-                            // Contiguous run: ox in [lo, hi) maps to ix = ox - pad + kx inside the row.
-                            int lo = Math.Max(0, pad - kx), hi = Math.Min(ow, w + pad - kx);
-                            if (lo > 0) drow.Slice(0, Math.Min(lo, ow)).Clear();
-                            if (hi > lo) srow.Slice(lo - pad + kx, hi - lo).CopyTo(drow.Slice(lo, hi - lo));
-                            if (hi < ow) drow.Slice(Math.Max(hi, 0)).Clear();
-                        }
-                        else
-                        {
-                            for (int ox = 0; ox < ow; ox++)
-                            {
-                                int ix = ox * s - pad + kx;
-                                drow[ox] = (uint)ix < (uint)w ? srow[ix] : T.Zero;
-                            }
-                        }
-                    }
-                }
+            Gemm.Multiply(true, false, g.ColumnRows, g.OutPixels, g.OutChannels, j.Weights, j.In.Slice(b * g.OutSize, g.OutSize), col, accumulate: false);
+            Span<T> dxb = j.Out.Slice(b * g.InSize, g.InSize);
+            if (!j.Accumulate) dxb.Clear();
+            Col2Im(g, col, dxb);
+            j.Epilogue.Run(b * g.InSize, (b + 1) * g.InSize);
         }
     }
+
+    // Each worker owns rows [r0, r1) of the column matrix, i.e. of dW's columns, and walks the whole batch.
+    private static void BackwardWeightRows<T>(ref Job<T, NoEpilogue> j, int r0, int r1)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = j.G;
+        int rows = r1 - r0;
+        Span<float> col = Columns<float>.Get(rows * g.OutPixels);
+        var x = MemoryMarshal.Cast<T, float>(j.In);
+        var dy = MemoryMarshal.Cast<T, float>(j.Weights);
+        var dw = MemoryMarshal.Cast<T, float>(j.Out);
+        fixed (float* pcol = col, pdy = dy, pdw = dw)
+        {
+            for (int b = 0; b < j.Batch; b++)
+            {
+                Im2Col(g, x.Slice(b * g.InSize, g.InSize), col, r0, r1);
+                Sgemm.Multiply(false, true, g.OutChannels, rows, g.OutPixels, pdy + (long)b * g.OutSize, g.OutPixels, pcol, g.OutPixels,
+                    pdw + r0, g.ColumnRows, accumulate: j.Accumulate || b > 0);
+            }
+        }
+    }
+
+    private static void BackwardWeightSerial<T>(ref Job<T, NoEpilogue> j) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = j.G;
+        Span<T> col = Columns<T>.Get(ScratchSize(g));
+        Span<T> dw = j.Out.Slice(0, g.OutChannels * g.ColumnRows);
+        if (!j.Accumulate) dw.Clear();
+        for (int b = 0; b < j.Batch; b++)
+        {
+            Im2Col(g, j.In.Slice(b * g.InSize, g.InSize), col, 0, g.ColumnRows);
+            Gemm.Multiply(false, true, g.OutChannels, g.ColumnRows, g.OutPixels, j.Weights.Slice(b * g.OutSize, g.OutSize), col, dw, accumulate: true);
+        }
+    }
+
+    /// <summary>Unfolds rows [<paramref name="r0"/>, <paramref name="r1"/>) of one sample's column matrix: row <c>(c,ky,kx)</c>, column <c>(oy,ox)</c>.</summary>
+    public static void Im2Col<T>(in Window2d g, ReadOnlySpan<T> x, Span<T> col, int r0, int r1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int k = g.Kernel, s = g.Stride, pad = g.Padding, oh = g.OutHeight, ow = g.OutWidth, h = g.InHeight, w = g.InWidth;
+        for (int row = r0; row < r1; row++)
+        {
+            int c = row / (k * k), ky = row / k % k, kx = row % k;
+            ReadOnlySpan<T> xc = x.Slice(c * h * w, h * w);
+            Span<T> dst = col.Slice((row - r0) * oh * ow, oh * ow);
+            for (int oy = 0; oy < oh; oy++)
+            {
+                int iy = oy * s - pad + ky;
+                Span<T> drow = dst.Slice(oy * ow, ow);
+                if ((uint)iy >= (uint)h) { drow.Clear(); continue; }
+                ReadOnlySpan<T> srow = xc.Slice(iy * w, w);
+                if (s == 1)
+                {
+                    // A contiguous run: ox in [lo, hi) reads ix = ox - pad + kx inside the row.
+                    int lo = Math.Min(Math.Max(0, pad - kx), ow), hi = Math.Max(Math.Min(ow, w + pad - kx), lo);
+                    drow.Slice(0, lo).Clear();
+                    srow.Slice(lo - pad + kx, hi - lo).CopyTo(drow.Slice(lo, hi - lo));
+                    drow.Slice(hi).Clear();
+                }
+                else
+                {
+                    for (int ox = 0; ox < ow; ox++)
+                    {
+                        int ix = ox * s - pad + kx;
+                        drow[ox] = (uint)ix < (uint)w ? srow[ix] : T.Zero;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Unfolds one sample into its whole column matrix.</summary>
+    public static void Im2Col<T>(in Window2d g, ReadOnlySpan<T> x, Span<T> col) where T : unmanaged, IFloatingPointIeee754<T>
+        => Im2Col(g, x, col, 0, g.ColumnRows);
 
     /// <summary>Folds columns back onto one sample, adding overlapping contributions.</summary>
     public static void Col2Im<T>(in Window2d g, ReadOnlySpan<T> col, Span<T> x) where T : unmanaged, IFloatingPointIeee754<T>
@@ -108,13 +203,34 @@ public static class Convolution
                         if ((uint)iy >= (uint)h) continue;
                         Span<T> xrow = xc.Slice(iy * w, w);
                         ReadOnlySpan<T> srow = src.Slice(oy * ow, ow);
-                        for (int ox = 0; ox < ow; ox++)
+                        if (s == 1)
                         {
-                            int ix = ox * s - pad + kx;
-                            if ((uint)ix < (uint)w) xrow[ix] += srow[ox];
+                            int lo = Math.Min(Math.Max(0, pad - kx), ow), hi = Math.Max(Math.Min(ow, w + pad - kx), lo);
+                            if (hi > lo) Rows.AddTo(srow.Slice(lo, hi - lo), xrow.Slice(lo - pad + kx, hi - lo));
+                        }
+                        else
+                        {
+                            for (int ox = 0; ox < ow; ox++)
+                            {
+                                int ix = ox * s - pad + kx;
+                                if ((uint)ix < (uint)w) xrow[ix] += srow[ox];
+                            }
                         }
                     }
                 }
+        }
+    }
+
+    /// <summary>A column buffer per thread, grown to the largest size asked for and then reused.</summary>
+    private static class Columns<T> where T : unmanaged
+    {
+        [ThreadStatic] private static T[]? t_buffer;
+
+        public static Span<T> Get(int size)
+        {
+            var buffer = t_buffer;
+            if (buffer is null || buffer.Length < size) t_buffer = buffer = GC.AllocateUninitializedArray<T>(size, pinned: true);
+            return buffer.AsSpan(0, size);
         }
     }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using System.Threading;
 
 namespace NetDsl.Runtime.Cpu;
@@ -55,10 +56,30 @@ public static unsafe class CpuWorkers
     }
 
     /// <summary>
-    /// Runs <paramref name="body"/> over [0, <paramref name="total"/>) split into one contiguous chunk per thread,
-    /// chunk boundaries aligned to <paramref name="align"/>; returns when every chunk is done.
+    /// Runs a fused elementwise loop over [0, <paramref name="total"/>) on the workers, in chunks aligned to
+    /// <paramref name="period"/> (the loop's channel period, so every chunk starts at a channel boundary).
+    /// Small loops run on the calling thread.
     /// </summary>
-    public static void Run<TJob>(ref TJob job, delegate*<ref TJob, int, int, void> body, int total, int align = 32) where TJob : unmanaged
+    public static void ForEach<TWork>(ref TWork work, int total, int period) where TWork : IElementwise, allows ref struct
+    {
+        int align = Math.Max(period, (MinParallelElements / 4 / Math.Max(period, 1)) * period);
+        if (total < MinParallelElements) work.Run(0, total);
+        else Run(ref work, &RunElementwise<TWork>, total, align);
+    }
+
+    /// <summary>Below this many elements an elementwise loop is not worth a second thread.</summary>
+    private const int MinParallelElements = 1 << 15;
+
+    private static void RunElementwise<TWork>(ref TWork work, int start, int end) where TWork : IElementwise, allows ref struct
+        => work.Run(start, end);
+
+    /// <summary>
+    /// Runs <paramref name="body"/> over [0, <paramref name="total"/>) split into one contiguous chunk per thread,
+    /// chunk boundaries aligned to <paramref name="align"/>; returns when every chunk is done. The job stays
+    /// on the caller's stack (it may be a ref struct of spans); workers reach it through a pointer while the
+    /// caller waits.
+    /// </summary>
+    public static void Run<TJob>(ref TJob job, delegate*<ref TJob, int, int, void> body, int total, int align = 32) where TJob : allows ref struct
     {
         int count = s_count;
         if (count <= 1 || total <= align || Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
@@ -69,9 +90,8 @@ public static unsafe class CpuWorkers
         try
         {
             var workers = s_workers ?? Start();
-            fixed (TJob* pointer = &job)
             {
-                s_job = pointer;
+                s_job = Unsafe.AsPointer(ref job);
                 s_body = (delegate*<void*, int, int, void>)body;
                 s_total = total;
                 s_align = align;

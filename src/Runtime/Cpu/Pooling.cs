@@ -1,10 +1,12 @@
 using System;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace NetDsl.Runtime.Cpu;
 
 /// <summary>Max and average pooling over per-sample <c>[C, H, W]</c> tensors, with PyTorch's semantics.</summary>
-public static class Pooling
+public static unsafe class Pooling
 {
     /// <summary>
     /// Max pooling. Padding counts as −∞; ties go to the first position in row-major window order and NaN
@@ -14,9 +16,35 @@ public static class Pooling
     public static void MaxForward<T>(in Window2d g, int batch, ReadOnlySpan<T> x, Span<T> y, Span<int> argmax)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        var job = new Job<T> { G = g, X = x, Y = y, Indices = argmax };
+        CpuWorkers.Run(ref job, &MaxForwardSamples<T>, batch, align: 1);
+    }
+
+    private ref struct Job<T> where T : unmanaged
+    {
+        public Window2d G;
+        public ReadOnlySpan<T> X;
+        public Span<T> Y;
+        public Span<int> Indices;
+        public ReadOnlySpan<T> Dy;
+        public Span<T> Dx;
+        public bool Accumulate;
+    }
+
+    private static void MaxForwardSamples<T>(ref Job<T> j, int b0, int b1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = j.G;
+        if (g.Kernel == 2 && g.Stride == 2 && g.Padding == 0)
+        {
+            MaxForward2x2(ref j, b0, b1);
+            return;
+        }
+        var x = j.X;
+        var y = j.Y;
+        var argmax = j.Indices;
         bool record = !argmax.IsEmpty;
         int h = g.InHeight, w = g.InWidth, k = g.Kernel, s = g.Stride, pad = g.Padding;
-        for (int b = 0; b < batch; b++)
+        for (int b = b0; b < b1; b++)
             for (int c = 0; c < g.InChannels; c++)
             {
                 int inBase = b * g.InSize + c * h * w;
@@ -36,7 +64,8 @@ public static class Pooling
                                 int ix = x0 + kx;
                                 if ((uint)ix >= (uint)w) continue;
                                 T v = x[inBase + iy * w + ix];
-                                if (v > best || T.IsNaN(v) || bestAt < 0)
+                                // !(v <= best) is "v > best or v is NaN": the first maximum wins and NaN propagates, as in PyTorch.
+                                if (!(v <= best) || bestAt < 0)
                                 {
                                     best = v;
                                     bestAt = iy * w + ix;
@@ -52,12 +81,68 @@ public static class Pooling
             }
     }
 
+    /// <summary>The common 2×2, stride-2 window without padding, without per-element bounds checks.</summary>
+    private static void MaxForward2x2<T>(ref Job<T> j, int b0, int b1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = j.G;
+        int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
+        bool record = !j.Indices.IsEmpty;
+        ref T x = ref MemoryMarshal.GetReference(j.X);
+        ref T y = ref MemoryMarshal.GetReference(j.Y);
+        ref int idx = ref MemoryMarshal.GetReference(j.Indices);
+        for (int b = b0; b < b1; b++)
+            for (int c = 0; c < g.InChannels; c++)
+            {
+                int plane = c * h * w;
+                int inBase = b * g.InSize + plane;
+                int outBase = b * g.OutSize + c * g.OutPixels;
+                for (int oy = 0; oy < oh; oy++)
+                {
+                    int r0 = inBase + 2 * oy * w, r1 = r0 + w;
+                    int o = outBase + oy * ow;
+                    for (int ox = 0; ox < ow; ox++)
+                    {
+                        int at = 2 * ox;
+                        T best = Unsafe.Add(ref x, r0 + at);
+                        int bestAt = at;
+                        if (!T.IsNaN(best))
+                        {
+                            T v = Unsafe.Add(ref x, r0 + at + 1);
+                            if (!(v <= best)) { best = v; bestAt = at + 1; }
+                            if (!T.IsNaN(best))
+                            {
+                                v = Unsafe.Add(ref x, r1 + at);
+                                if (!(v <= best)) { best = v; bestAt = w + at; }
+                                if (!T.IsNaN(best))
+                                {
+                                    v = Unsafe.Add(ref x, r1 + at + 1);
+                                    if (!(v <= best)) { best = v; bestAt = w + at + 1; }
+                                }
+                            }
+                        }
+                        Unsafe.Add(ref y, o + ox) = best;
+                        if (record) Unsafe.Add(ref idx, o + ox) = plane + 2 * oy * w + bestAt;
+                    }
+                }
+            }
+    }
+
     /// <summary>Routes each output gradient to the input position that won the forward max.</summary>
     public static void MaxBackward<T>(in Window2d g, int batch, ReadOnlySpan<T> dy, ReadOnlySpan<int> argmax, Span<T> dx, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (!accumulate) dx.Slice(0, batch * g.InSize).Clear();
-        for (int b = 0; b < batch; b++)
+        var job = new Job<T> { G = g, Dy = dy, Indices = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(argmax), argmax.Length), Dx = dx, Accumulate = accumulate };
+        CpuWorkers.Run(ref job, &MaxBackwardSamples<T>, batch, align: 1);
+    }
+
+    private static void MaxBackwardSamples<T>(ref Job<T> j, int b0, int b1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = j.G;
+        var dy = j.Dy;
+        var argmax = j.Indices;
+        var dx = j.Dx;
+        if (!j.Accumulate) dx.Slice(b0 * g.InSize, (b1 - b0) * g.InSize).Clear();
+        for (int b = b0; b < b1; b++)
         {
             Span<T> dxb = dx.Slice(b * g.InSize, g.InSize);
             int o0 = b * g.OutSize;
@@ -70,9 +155,18 @@ public static class Pooling
     public static void AvgForward<T>(in Window2d g, int batch, ReadOnlySpan<T> x, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        var job = new Job<T> { G = g, X = x, Y = y };
+        CpuWorkers.Run(ref job, &AvgForwardSamples<T>, batch, align: 1);
+    }
+
+    private static void AvgForwardSamples<T>(ref Job<T> j, int b0, int b1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = j.G;
+        var x = j.X;
+        var y = j.Y;
         int h = g.InHeight, w = g.InWidth, k = g.Kernel, s = g.Stride, pad = g.Padding;
         T inv = T.One / T.CreateTruncating(k * k);
-        for (int b = 0; b < batch; b++)
+        for (int b = b0; b < b1; b++)
             for (int c = 0; c < g.InChannels; c++)
             {
                 int inBase = b * g.InSize + c * h * w;
@@ -100,10 +194,19 @@ public static class Pooling
     public static void AvgBackward<T>(in Window2d g, int batch, ReadOnlySpan<T> dy, Span<T> dx, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (!accumulate) dx.Slice(0, batch * g.InSize).Clear();
+        var job = new Job<T> { G = g, Dy = dy, Dx = dx, Accumulate = accumulate };
+        CpuWorkers.Run(ref job, &AvgBackwardSamples<T>, batch, align: 1);
+    }
+
+    private static void AvgBackwardSamples<T>(ref Job<T> j, int b0, int b1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = j.G;
+        var dy = j.Dy;
+        var dx = j.Dx;
+        if (!j.Accumulate) dx.Slice(b0 * g.InSize, (b1 - b0) * g.InSize).Clear();
         int h = g.InHeight, w = g.InWidth, k = g.Kernel, s = g.Stride, pad = g.Padding;
         T inv = T.One / T.CreateTruncating(k * k);
-        for (int b = 0; b < batch; b++)
+        for (int b = b0; b < b1; b++)
             for (int c = 0; c < g.InChannels; c++)
             {
                 int inBase = b * g.InSize + c * h * w;

@@ -43,14 +43,22 @@ public static unsafe class Sgemm
 
     /// <summary><c>C[M,N] (+)= op(A)·op(B)</c> on contiguous row-major matrices.</summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k, float* a, float* b, float* c, bool accumulate)
+        => Multiply(transA, transB, m, n, k, a, transA ? m : k, b, transB ? k : n, c, n, accumulate);
+
+    /// <summary>
+    /// <c>C[M,N] (+)= op(A)·op(B)</c> on row-major matrices whose rows are <paramref name="lda"/>,
+    /// <paramref name="ldb"/> and <paramref name="ldc"/> elements apart (sub-blocks of larger matrices).
+    /// </summary>
+    public static void Multiply(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
     {
         if (m <= 0 || n <= 0) return;
         if (k <= 0)
         {
-            if (!accumulate) new Span<float>(c, checked(m * n)).Clear();
+            if (!accumulate)
+                for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
             return;
         }
-        var job = new Job(transA, transB, m, n, k, a, b, c, accumulate);
+        var job = new Job(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
         // Large products, and large weight matrices read by few rows (memory-bound: each core then streams half).
         bool parallel = CpuWorkers.Count > 1 && ((long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 17);
         if (!transA && transB && m < DotRowsLimit)
@@ -66,10 +74,10 @@ public static unsafe class Sgemm
     }
 
     /// <summary>The operands of one product; slices of its columns go to the workers.</summary>
-    internal readonly struct Job(bool transA, bool transB, int m, int n, int k, float* a, float* b, float* c, bool accumulate)
+    internal readonly struct Job(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
     {
         public readonly bool TransA = transA, TransB = transB, Accumulate = accumulate;
-        public readonly int M = m, N = n, K = k;
+        public readonly int M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc;
         public readonly float* A = a, B = b, C = c;
     }
 
@@ -97,9 +105,9 @@ public static unsafe class Sgemm
                         for (int i = 0; i < mc; i += mr)
                         {
                             int rows = Math.Min(mr, mc - i);
-                            float* ct = job.C + (long)(ic + i) * job.N + jc + j;
-                            if (rows == mr && cols == nr) MicroKernel(kc, packA + i * kc, packB + j * kc, ct, job.N, overwrite);
-                            else EdgeTile(kc, packA + i * kc, packB + j * kc, ct, job.N, rows, cols, overwrite);
+                            float* ct = job.C + (long)(ic + i) * job.Ldc + jc + j;
+                            if (rows == mr && cols == nr) MicroKernel(kc, packA + i * kc, packB + j * kc, ct, job.Ldc, overwrite);
+                            else EdgeTile(kc, packA + i * kc, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
                         }
                     }
                 }
@@ -110,7 +118,7 @@ public static unsafe class Sgemm
     /// <summary>Packs A[ic..ic+mc, pc..pc+kc] into MR-row panels, k-major, zero-padding the last panel.</summary>
     private static void PackA(ref Job job, int ic, int mc, int pc, int kc, int mr, float* dst)
     {
-        int m = job.M, k = job.K;
+        int lda = job.Lda;
         for (int i = 0; i < mc; i += mr)
         {
             int rows = Math.Min(mr, mc - i);
@@ -120,7 +128,7 @@ public static unsafe class Sgemm
                 // A is stored [K, M]: a panel column is contiguous.
                 for (int p = 0; p < kc; p++)
                 {
-                    float* src = job.A + (long)(pc + p) * m + ic + i;
+                    float* src = job.A + (long)(pc + p) * lda + ic + i;
                     float* d = panel + p * mr;
                     int r = 0;
                     for (; r < rows; r++) d[r] = src[r];
@@ -133,12 +141,12 @@ public static unsafe class Sgemm
                 int r = 0;
                 if (Transpose.IsSupported)
                     for (; r + 8 <= rows; r += 8)
-                        Transpose.Rows(job.A + (long)(ic + i + r) * k + pc, k, kc, panel + r, mr);
+                        Transpose.Rows(job.A + (long)(ic + i + r) * lda + pc, lda, kc, panel + r, mr);
                 for (; r < mr; r++)
                 {
                     if (r < rows)
                     {
-                        float* src = job.A + (long)(ic + i + r) * k + pc;
+                        float* src = job.A + (long)(ic + i + r) * lda + pc;
                         for (int p = 0; p < kc; p++) panel[p * mr + r] = src[p];
                     }
                     else
@@ -153,7 +161,7 @@ public static unsafe class Sgemm
     /// <summary>Packs B[pc..pc+kc, jc..jc+nc] into NR-column panels, k-major, zero-padding the last panel.</summary>
     private static void PackB(ref Job job, int pc, int kc, int jc, int nc, int nr, float* dst)
     {
-        int n = job.N, k = job.K;
+        int ldb = job.Ldb;
         for (int j = 0; j < nc; j += nr)
         {
             int cols = Math.Min(nr, nc - j);
@@ -162,7 +170,7 @@ public static unsafe class Sgemm
             {
                 for (int p = 0; p < kc; p++)
                 {
-                    float* src = job.B + (long)(pc + p) * n + jc + j;
+                    float* src = job.B + (long)(pc + p) * ldb + jc + j;
                     float* d = panel + p * nr;
                     if (cols == nr)
                     {
@@ -188,12 +196,12 @@ public static unsafe class Sgemm
                 int c = 0;
                 if (Transpose.IsSupported)
                     for (; c + 8 <= cols; c += 8)
-                        Transpose.Rows(job.B + (long)(jc + j + c) * k + pc, k, kc, panel + c, nr);
+                        Transpose.Rows(job.B + (long)(jc + j + c) * ldb + pc, ldb, kc, panel + c, nr);
                 for (; c < nr; c++)
                 {
                     if (c < cols)
                     {
-                        float* src = job.B + (long)(jc + j + c) * k + pc;
+                        float* src = job.B + (long)(jc + j + c) * ldb + pc;
                         for (int p = 0; p < kc; p++) panel[p * nr + c] = src[p];
                     }
                     else
@@ -317,21 +325,21 @@ public static unsafe class Sgemm
     /// </summary>
     private static void DotSlice(ref Job job, int n0, int n1)
     {
-        int m = job.M, k = job.K, ldc = job.N;
+        int m = job.M, k = job.K, lda = job.Lda, ldb = job.Ldb, ldc = job.Ldc;
         int i = 0;
         for (; i + 4 <= m; i += 4)
         {
             int j = n0;
-            for (; j + 4 <= n1; j += 4) Dot4x4(k, job.A + (long)i * k, job.B + (long)j * k, job.C + (long)i * ldc + j, ldc, job.Accumulate);
+            for (; j + 4 <= n1; j += 4) Dot4x4(k, job.A + (long)i * lda, lda, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, ldc, job.Accumulate);
             for (; j < n1; j++)
-                for (int r = 0; r < 4; r++) Set(job.C + (long)(i + r) * ldc + j, Dot(k, job.A + (long)(i + r) * k, job.B + (long)j * k), job.Accumulate);
+                for (int r = 0; r < 4; r++) Set(job.C + (long)(i + r) * ldc + j, Dot(k, job.A + (long)(i + r) * lda, job.B + (long)j * ldb), job.Accumulate);
         }
         for (; i < m; i++)
         {
-            float* ai = job.A + (long)i * k;
+            float* ai = job.A + (long)i * lda;
             int j = n0;
-            for (; j + 4 <= n1; j += 4) Dot1x4(k, ai, job.B + (long)j * k, job.C + (long)i * ldc + j, job.Accumulate);
-            for (; j < n1; j++) Set(job.C + (long)i * ldc + j, Dot(k, ai, job.B + (long)j * k), job.Accumulate);
+            for (; j + 4 <= n1; j += 4) Dot1x4(k, ai, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, job.Accumulate);
+            for (; j < n1; j++) Set(job.C + (long)i * ldc + j, Dot(k, ai, job.B + (long)j * ldb), job.Accumulate);
         }
     }
 
@@ -339,10 +347,10 @@ public static unsafe class Sgemm
     private static void Set(float* c, float value, bool accumulate) => *c = accumulate ? *c + value : value;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot4x4(int k, float* a, float* b, float* c, int ldc, bool accumulate)
+    private static void Dot4x4(int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
     {
-        float* a0 = a, a1 = a + k, a2 = a + 2 * k, a3 = a + 3 * k;
-        float* b0 = b, b1 = b + k, b2 = b + 2 * k, b3 = b + 3 * k;
+        float* a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda;
+        float* b0 = b, b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb;
         int p = 0;
         var s = stackalloc float[16];
         if (Vector512.IsHardwareAccelerated && k >= 16)
@@ -405,9 +413,9 @@ public static unsafe class Sgemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot1x4(int k, float* a, float* b, float* c, bool accumulate)
+    private static void Dot1x4(int k, float* a, float* b, int ldb, float* c, bool accumulate)
     {
-        float* b0 = b, b1 = b + k, b2 = b + 2 * k, b3 = b + 3 * k;
+        float* b0 = b, b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb;
         int p = 0;
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         if (Vector512.IsHardwareAccelerated && k >= 16)
