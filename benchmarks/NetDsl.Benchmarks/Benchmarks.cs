@@ -18,6 +18,8 @@ using Tensor = TorchSharp.torch.Tensor;
 [MemoryDiagnoser]
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
 [CategoriesColumn]
+[MedianColumn]
+[SimpleJob(launchCount: 3, warmupCount: 3, iterationCount: 10)]
 public abstract class Workload
 {
     public const int Threads = 2;

@@ -32,6 +32,7 @@ static class Quick
             "cnn-256" => Make(new CnnBenchmarks(), b => b.NetDslInfer256),
             "cnn-step" => Make(new CnnBenchmarks(), b => () => b.NetDslStep()),
             "sgd" => SgdOnly(),
+            "pool" => PoolOnly(),
             "mlp-parts" => Parts(new MlpBenchmarks()),
             "cnn-parts" => Parts(new CnnBenchmarks()),
             _ => Make(new GemmBenchmarks(), b => b.NetDsl),
@@ -58,6 +59,15 @@ static class Quick
                 grad += t1 - t0; update += t2 - t1;
                 if (++calls % 200 == 0) Console.WriteLine($"forward+backward {grad / calls / Stopwatch.Frequency * 1e6:F1} µs, update {update / calls / Stopwatch.Frequency * 1e6:F1} µs");
             };
+        }
+
+        static Action PoolOnly()
+        {
+            var g = new NetDsl.Runtime.Cpu.Window2d(32, 28, 28, 32, 14, 14, 2, 2, 0);
+            var x = TorchModels.Random(64 * g.InSize, 1);
+            var y = new float[64 * g.OutSize];
+            var idx = new int[64 * g.OutSize];
+            return () => NetDsl.Runtime.Cpu.Pooling.MaxForward<float>(g, 64, x, y, idx);
         }
 
         static Action SgdOnly()

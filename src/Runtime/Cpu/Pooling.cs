@@ -2,6 +2,7 @@ using System;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace NetDsl.Runtime.Cpu;
 
@@ -100,7 +101,11 @@ public static unsafe class Pooling
                 {
                     int r0 = inBase + 2 * oy * w, r1 = r0 + w;
                     int o = outBase + oy * ow;
-                    for (int ox = 0; ox < ow; ox++)
+                    int ox = 0;
+                    if (typeof(T) == typeof(float) && Vector512.IsHardwareAccelerated)
+                        ox = MaxPairs8(ref Unsafe.As<T, float>(ref Unsafe.Add(ref x, r0)), w, ow, ref Unsafe.As<T, float>(ref Unsafe.Add(ref y, o)),
+                            ref Unsafe.Add(ref idx, o), record, plane + 2 * oy * w);
+                    for (; ox < ow; ox++)
                     {
                         int at = 2 * ox;
                         T best = Unsafe.Add(ref x, r0 + at);
@@ -125,6 +130,73 @@ public static unsafe class Pooling
                     }
                 }
             }
+    }
+
+    private static readonly Vector512<int> EvenOdd = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    private static readonly Vector256<int> LaneColumns = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+
+    /// <summary>
+    /// Eight 2×2 windows at a time along a row pair, branch-free (random data makes the scalar comparisons
+    /// mispredict): de-interleave even and odd columns, then keep the running maximum and its offset with
+    /// masks. A candidate replaces the maximum when it is greater or NaN, unless the maximum is already NaN,
+    /// which is the scalar rule. Returns how many outputs it wrote.
+    /// </summary>
+    private static int MaxPairs8(ref float row0, int w, int ow, ref float y, ref int idx, bool record, int rowBase)
+    {
+        int ox = 0;
+        for (; ox + 8 <= ow && 2 * ox + 16 <= w; ox += 8)
+        {
+            var (m, at) = Max8(Vector512.LoadUnsafe(ref row0, (nuint)(2 * ox)), Vector512.LoadUnsafe(ref row0, (nuint)(w + 2 * ox)), w);
+            m.StoreUnsafe(ref y, (nuint)ox);
+            if (record) (at + LaneColumns + Vector256.Create(rowBase + 2 * ox)).StoreUnsafe(ref idx, (nuint)ox);
+        }
+        if (ox < ow && ow >= 8)
+        {
+            // The last windows overlap the previous chunk: recompute eight (the overlap gets the same values).
+            ox = ow - 8;
+            var (m, at) = Max8(Vector512.LoadUnsafe(ref row0, (nuint)(2 * ox)), Vector512.LoadUnsafe(ref row0, (nuint)(w + 2 * ox)), w);
+            m.StoreUnsafe(ref y, (nuint)ox);
+            if (record) (at + LaneColumns + Vector256.Create(rowBase + 2 * ox)).StoreUnsafe(ref idx, (nuint)ox);
+        }
+        else if (ox < ow)
+        {
+            // The last windows: copy what is left of the two rows into padded registers (−∞ never wins).
+            int count = ow - ox, inputs = Math.Min(16, w - 2 * ox);
+            Span<float> top = stackalloc float[16], bottom = stackalloc float[16];
+            top.Fill(float.NegativeInfinity);
+            bottom.Fill(float.NegativeInfinity);
+            MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref row0, 2 * ox), inputs).CopyTo(top);
+            MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref row0, w + 2 * ox), inputs).CopyTo(bottom);
+            var (m, at) = Max8(Vector512.Create(top), Vector512.Create(bottom), w);
+            at += LaneColumns + Vector256.Create(rowBase + 2 * ox);
+            for (int i = 0; i < count; i++)
+            {
+                Unsafe.Add(ref y, ox + i) = m.GetElement(i);
+                if (record) Unsafe.Add(ref idx, ox + i) = at.GetElement(i);
+            }
+        }
+        return ow;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float> Max, Vector256<int> Offset) Max8(Vector512<float> row0, Vector512<float> row1, int w)
+    {
+        var p0 = Vector512.Shuffle(row0, EvenOdd);
+        var p1 = Vector512.Shuffle(row1, EvenOdd);
+        var m = p0.GetLower();
+        var at = Vector256<int>.Zero;
+        Take(ref m, ref at, p0.GetUpper(), 1);
+        Take(ref m, ref at, p1.GetLower(), w);
+        Take(ref m, ref at, p1.GetUpper(), w + 1);
+        return (m, at);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(ref Vector256<float> m, ref Vector256<int> at, Vector256<float> v, int offset)
+    {
+        var replace = ~Vector256.LessThanOrEqual(v, m) & Vector256.Equals(m, m);
+        m = Vector256.ConditionalSelect(replace, v, m);
+        at = Vector256.ConditionalSelect(replace.AsInt32(), Vector256.Create(offset), at);
     }
 
     /// <summary>Routes each output gradient to the input position that won the forward max.</summary>
