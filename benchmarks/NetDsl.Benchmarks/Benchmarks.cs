@@ -3,6 +3,8 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using NetDsl.Runtime;
 using NetDsl.Runtime.Cpu;
 using TorchSharp;
@@ -19,12 +21,25 @@ using Tensor = TorchSharp.torch.Tensor;
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
 [CategoriesColumn]
 [MedianColumn]
-[SimpleJob(launchCount: 3, warmupCount: 3, iterationCount: 10)]
+[Config(typeof(InProcessConfig))]
 public abstract class Workload
 {
     public const int Threads = 2;
 
     protected static void Setup() => TorchModels.UseThreads(Threads);
+}
+
+/// <summary>
+/// Benchmarks run in the host process: TorchSharp's native glue is patched to load in this project's build
+/// output only (see build/TorchSharpLoadFix.targets), not in projects BenchmarkDotNet would generate. Fresh
+/// processes come from running the suite several times (see the README's performance section).
+/// </summary>
+public sealed class InProcessConfig : ManualConfig
+{
+    public InProcessConfig()
+    {
+        AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(15));
+    }
 }
 
 /// <summary>W-gemm: SGEMM 1024×1024×1024, and the machine's FMA peak measured in the same run.</summary>

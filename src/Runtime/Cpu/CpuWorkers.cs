@@ -27,6 +27,7 @@ public static unsafe class CpuWorkers
     private static int s_total;
     private static int s_align;
     private static int s_pending;
+    private static int[] s_claims = [];
     private static bool s_flush;
     private static long s_generation;
 
@@ -96,13 +97,26 @@ public static unsafe class CpuWorkers
                 s_total = total;
                 s_align = align;
                 s_flush = DenormalMode.CurrentThreadFlushes;
+                // Pending first, then open the claims: a worker still finishing an earlier region that claims a
+                // chunk of this one decrements this region's count.
+                var claims = s_claims;
                 Volatile.Write(ref s_pending, workers.Length);
+                Array.Clear(claims);
                 Interlocked.Increment(ref s_generation);
                 foreach (var w in workers) w.Wake();
                 var (start, end) = Chunk(0, count, total, align);
                 body(ref job, start, end);
+                // Chunks no worker has picked up yet (asleep, descheduled) are run here: progress never waits on
+                // a thread that is not running. Chunk boundaries do not depend on who runs them.
+                for (int i = 1; i < count; i++)
+                {
+                    if (Interlocked.CompareExchange(ref claims[i], 1, 0) != 0) continue;
+                    var (from, to) = Chunk(i, count, total, align);
+                    if (from < to) body(ref job, from, to);
+                    Interlocked.Decrement(ref s_pending);
+                }
                 var spin = new SpinWait();
-                while (Volatile.Read(ref s_pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+                while (Volatile.Read(ref s_pending) != 0) spin.SpinOnce(sleep1Threshold: -1); // only chunks already running remain
             }
         }
         finally
@@ -125,6 +139,7 @@ public static unsafe class CpuWorkers
             if (s_workers is null)
             {
                 var workers = new Worker[s_count - 1];
+                s_claims = new int[s_count];
                 for (int i = 0; i < workers.Length; i++) workers[i] = new Worker(i + 1);
                 s_workers = workers;
             }
@@ -167,6 +182,7 @@ public static unsafe class CpuWorkers
                     DenormalMode.Set(s_flush);
                     flushing = s_flush;
                 }
+                if (Interlocked.CompareExchange(ref s_claims[_index], 1, 0) != 0) continue; // the caller ran it
                 var (start, end) = Chunk(_index, s_count, s_total, s_align);
                 if (start < end) s_body(s_job, start, end);
                 Interlocked.Decrement(ref s_pending);
