@@ -247,6 +247,50 @@ public sealed class DeviceTrainer : Trainer<float>
     }
 
     /// <inheritdoc />
+    public override void CopyParametersFromNetwork()
+        => _parameters.View.SubView(0, _parameterCount).CopyFromCPU(_accelerator.DefaultStream, (ReadOnlySpan<float>)Network.ParameterData);
+
+    /// <inheritdoc />
+    public override Checkpoints.OptimizerSnapshot<float> SaveOptimizerState()
+    {
+        int buffers = OptimizerKernels.StatePerParameter(Optimizer);
+        var names = Optimizer is Sgd ? new[] { "momentum_buffer" } : new[] { "exp_avg", "exp_avg_sq" };
+        var list = new List<(string, float[])>();
+        for (int b = 0; b < buffers; b++)
+        {
+            var values = new float[_parameterCount];
+            _state.View.SubView((long)b * _parameterCount, _parameterCount).CopyToCPU(_accelerator.DefaultStream, values.AsSpan());
+            list.Add((names[b], values));
+        }
+        return new Checkpoints.OptimizerSnapshot<float>(_steps, list);
+    }
+
+    /// <inheritdoc />
+    public override void LoadOptimizerState(Checkpoints.OptimizerSnapshot<float> snapshot)
+    {
+        var names = Optimizer is Sgd ? new[] { "momentum_buffer" } : new[] { "exp_avg", "exp_avg_sq" };
+        foreach (var (name, values) in snapshot.Buffers)
+        {
+            int b = Array.IndexOf(names, name);
+            if (b < 0 || b >= OptimizerKernels.StatePerParameter(Optimizer))
+                throw new ArgumentException($"{Optimizer.GetType().Name} on a device has no state buffer '{name}'.", nameof(snapshot));
+            if (values.Length != _parameterCount)
+                throw new ArgumentException($"State buffer '{name}' has {values.Length} values; expected {_parameterCount}.", nameof(snapshot));
+            _state.View.SubView((long)b * _parameterCount, _parameterCount).CopyFromCPU(_accelerator.DefaultStream, (ReadOnlySpan<float>)values);
+        }
+        _steps = snapshot.Steps;
+    }
+
+    /// <inheritdoc />
+    protected override void ScaleGradients(float factor)
+    {
+        var g = _hostGradients;
+        _gradients.View.SubView(0, _parameterCount).CopyToCPU(_accelerator.DefaultStream, g.AsSpan());
+        for (int i = 0; i < g.Length; i++) g[i] *= factor;
+        _gradients.View.SubView(0, _parameterCount).CopyFromCPU(_accelerator.DefaultStream, (ReadOnlySpan<float>)g);
+    }
+
+    /// <inheritdoc />
     public override void CopyParametersToNetwork()
         => _parameters.View.SubView(0, _parameterCount).CopyToCPU(_accelerator.DefaultStream, Network.ParameterData);
 

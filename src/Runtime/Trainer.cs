@@ -91,6 +91,44 @@ public abstract class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoi
     /// <summary>Copies the trainer's parameters into <see cref="Network"/> (a no-op where they are the same memory).</summary>
     public virtual void CopyParametersToNetwork() { }
 
+    /// <summary>Copies <see cref="Network"/>'s parameters into the trainer (after loading a checkpoint; a no-op where they are the same memory).</summary>
+    public virtual void CopyParametersFromNetwork() { }
+
+    /// <summary>A copy of the optimizer's state: updates applied and its named buffers.</summary>
+    public abstract Checkpoints.OptimizerSnapshot<T> SaveOptimizerState();
+
+    /// <summary>Restores the optimizer's state from a snapshot (resuming training).</summary>
+    public abstract void LoadOptimizerState(Checkpoints.OptimizerSnapshot<T> snapshot);
+
+    /// <summary>
+    /// Scales the current gradients so that their global L2 norm is at most <paramref name="maxNorm"/>
+    /// (<c>torch.nn.utils.clip_grad_norm_</c>); returns the norm before clipping. Call between
+    /// <see cref="ComputeGradients(ReadOnlySpan{T}, ReadOnlySpan{int})"/> and <see cref="ApplyUpdate"/>.
+    /// </summary>
+    public double ClipGradientNorm(double maxNorm)
+    {
+        if (!(maxNorm > 0)) throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "The maximum gradient norm must be positive.");
+        Enter();
+        try
+        {
+            double sum = 0;
+            foreach (var g in Gradients)
+            {
+                double v = double.CreateTruncating(g);
+                sum += v * v;
+            }
+            double norm = Math.Sqrt(sum);
+            // PyTorch: clip_coef = max_norm / (total_norm + 1e-6), applied when below 1.
+            double coefficient = maxNorm / (norm + 1e-6);
+            if (coefficient < 1) ScaleGradients(T.CreateTruncating(coefficient));
+            return norm;
+        }
+        finally { Exit(); }
+    }
+
+    /// <summary>Multiplies every gradient by <paramref name="factor"/>.</summary>
+    protected abstract void ScaleGradients(T factor);
+
     /// <summary>Releases the trainer's memory, copying its parameters back to the network first; further use throws.</summary>
     public void Dispose()
     {
@@ -207,6 +245,17 @@ internal sealed class CpuTrainer<T> : Trainer<T> where T : unmanaged, IFloatingP
     }
 
     protected override void Update() => _state.Step(Network.ParameterData, _workspace.Gradients);
+
+    public override Checkpoints.OptimizerSnapshot<T> SaveOptimizerState()
+        => new(_state.StepCount, Array.ConvertAll(_state.Buffers, b => (b.Name, (T[])b.Values.Clone())));
+
+    public override void LoadOptimizerState(Checkpoints.OptimizerSnapshot<T> snapshot) => _state.Restore(snapshot.Steps, snapshot.Buffers);
+
+    protected override void ScaleGradients(T factor)
+    {
+        var g = _workspace.Gradients;
+        for (int i = 0; i < g.Length; i++) g[i] *= factor;
+    }
 
     protected override void Infer(ReadOnlySpan<T> input, Span<T> output) => Network.Predict(input, output);
 }

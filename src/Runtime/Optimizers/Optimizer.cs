@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Numerics;
 
 namespace NetDsl.Runtime;
@@ -50,4 +51,18 @@ public abstract class OptimizerState<T> where T : unmanaged, IFloatingPointIeee7
 
     /// <summary>The named state buffers (for checkpoints), e.g. <c>exp_avg</c>.</summary>
     public abstract (string Name, T[] Values)[] Buffers { get; }
+
+    /// <summary>Restores a saved state: the update count and each named buffer's values.</summary>
+    public void Restore(long steps, IReadOnlyList<(string Name, T[] Values)> buffers)
+    {
+        var own = Buffers;
+        foreach (var (name, values) in buffers)
+        {
+            int i = Array.FindIndex(own, b => b.Name == name);
+            if (i < 0) throw new ArgumentException($"This optimizer has no state buffer '{name}'; its buffers are {string.Join(", ", Array.ConvertAll(own, b => b.Name))}.", nameof(buffers));
+            if (own[i].Values.Length != values.Length) throw new ArgumentException($"State buffer '{name}' has {values.Length} values; expected {own[i].Values.Length}.", nameof(buffers));
+            values.CopyTo(own[i].Values, 0);
+        }
+        StepCount = steps;
+    }
 }
