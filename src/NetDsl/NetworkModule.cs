@@ -59,6 +59,18 @@ public abstract class NetworkModule
     /// <summary>Elementwise product of two tensors of the same shape; the same as <c>a * b</c>.</summary>
     protected static Tensor Multiply(Tensor a, Tensor b) => throw Symbolic.NotExecutable();
 
+    /// <summary>Elementwise difference of two tensors of the same shape; the same as <c>a - b</c>.</summary>
+    protected static Tensor Subtract(Tensor a, Tensor b) => throw Symbolic.NotExecutable();
+
+    /// <summary>Nearest-neighbour upsampling of <c>[C, H, W]</c> by an integer <paramref name="scale"/> (<c>nn.Upsample(scale_factor, mode='nearest')</c>).</summary>
+    protected static Tensor Upsample(Tensor x, int scale) => throw Symbolic.NotExecutable();
+
+    /// <summary>Elements [<paramref name="start"/>, <paramref name="start"/> + <paramref name="length"/>) along <paramref name="dim"/> (<c>torch.narrow</c>).</summary>
+    protected static Tensor Slice(Tensor x, int dim, int start, int length) => throw Symbolic.NotExecutable();
+
+    /// <summary>The slice at <paramref name="index"/> along <paramref name="dim"/>, removing that dimension (<c>torch.select</c>; -1 is the last).</summary>
+    protected static Tensor Select(Tensor x, int dim, int index) => throw Symbolic.NotExecutable();
+
     /// <summary>Concatenates tensors along <paramref name="dim"/> (default 1: features or channels), like <c>torch.cat</c>.</summary>
     protected static Tensor Concat(Tensor[] tensors, int dim = 1) => throw Symbolic.NotExecutable();
 }

@@ -14,6 +14,9 @@ public sealed class Tensor
     /// <summary>Elementwise sum of two tensors of the same shape (a residual connection).</summary>
     public static Tensor operator +(Tensor a, Tensor b) => throw Symbolic.NotExecutable();
 
+    /// <summary>Elementwise difference of two tensors of the same shape.</summary>
+    public static Tensor operator -(Tensor a, Tensor b) => throw Symbolic.NotExecutable();
+
     /// <summary>Elementwise product of two tensors of the same shape.</summary>
     public static Tensor operator *(Tensor a, Tensor b) => throw Symbolic.NotExecutable();
 }

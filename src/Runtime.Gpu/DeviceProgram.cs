@@ -14,6 +14,9 @@ public struct DeviceArenas<T> where T : unmanaged
     /// <summary>The flat parameter buffer.</summary>
     public ArrayView<T> Parameters;
 
+    /// <summary>The network's non-trainable state (running statistics), in its flat state layout.</summary>
+    public ArrayView<T> State;
+
     /// <summary>Parameter gradients, in the parameters' layout.</summary>
     public ArrayView<T> Gradients;
 

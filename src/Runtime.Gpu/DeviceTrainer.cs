@@ -24,12 +24,13 @@ public sealed record DeviceMemory(long Parameters, long Gradients, long Optimize
     public static DeviceMemory Plan(NetworkDescription network, int capacity, Optimizer optimizer)
     {
         const int f = sizeof(float);
-        long p = Math.Max(network.ParameterCount, 1);
+        long p = Math.Max((long)network.ParameterCount + network.StateCount, 1);
         long state = Math.Max((long)OptimizerKernels.StatePerParameter(optimizer) * network.ParameterCount, 1);
         long activations = Math.Max((long)Math.Max(network.TrainingPlan.ActivationsPerSample, network.InferencePlan.ActivationsPerSample) * capacity, 1);
         long ints = (long)network.TrainingPlan.IndicesPerSample * capacity + capacity;
         long io = (long)capacity * (network.InputSize + 3L * network.OutputSize + 1);
-        return new DeviceMemory(p * f, p * f, state * f, activations * f, ints * sizeof(int), io * f);
+        long g = Math.Max(network.ParameterCount, 1);
+        return new DeviceMemory(p * f, g * f, state * f, activations * f, ints * sizeof(int), io * f);
     }
 }
 
@@ -58,6 +59,7 @@ public sealed class DeviceTrainer : Trainer<float>
     private readonly ulong _seed;
     private readonly int _parameterCount;
     private DeviceArenas<float> _arenas;
+    private readonly int _stateCount;
     private long _steps;
     private int _lastBatch;
 
@@ -68,6 +70,7 @@ public sealed class DeviceTrainer : Trainer<float>
         _accelerator = device.Accelerator;
         var d = network.Description;
         _parameterCount = d.ParameterCount;
+        _stateCount = d.StateCount;
         var plan = DeviceMemory.Plan(d, capacity, optimizer);
         var table = program.Build();
 
@@ -102,6 +105,7 @@ public sealed class DeviceTrainer : Trainer<float>
         _state.View.MemSetToZero();
         _gradients.View.MemSetToZero();
         _parameters.View.SubView(0, _parameterCount).CopyFromCPU(_accelerator.DefaultStream, (ReadOnlySpan<float>)network.ParameterData);
+        if (_stateCount > 0) StateView.CopyFromCPU(_accelerator.DefaultStream, (ReadOnlySpan<float>)network.StateData);
 
         long input = (long)capacity * d.InputSize, outputs = (long)capacity * d.OutputSize;
         var io = _io.View;
@@ -110,6 +114,7 @@ public sealed class DeviceTrainer : Trainer<float>
         _arenas = new DeviceArenas<float>
         {
             Parameters = _parameters.View,
+            State = _stateCount > 0 ? _parameters.View.SubView(_parameterCount, _stateCount) : default,
             Gradients = _gradients.View,
             Activations = _activations.View,
             Input = io.SubView(0, input),
@@ -248,7 +253,13 @@ public sealed class DeviceTrainer : Trainer<float>
 
     /// <inheritdoc />
     public override void CopyParametersFromNetwork()
-        => _parameters.View.SubView(0, _parameterCount).CopyFromCPU(_accelerator.DefaultStream, (ReadOnlySpan<float>)Network.ParameterData);
+    {
+        _parameters.View.SubView(0, _parameterCount).CopyFromCPU(_accelerator.DefaultStream, (ReadOnlySpan<float>)Network.ParameterData);
+        if (_stateCount > 0) StateView.CopyFromCPU(_accelerator.DefaultStream, (ReadOnlySpan<float>)Network.StateData);
+    }
+
+    /// <summary>The network's state (running statistics) after the parameters in the parameter buffer.</summary>
+    private ArrayView<float> StateView => _parameters.View.SubView(_parameterCount, _stateCount);
 
     /// <inheritdoc />
     public override Checkpoints.OptimizerSnapshot<float> SaveOptimizerState()
@@ -292,7 +303,10 @@ public sealed class DeviceTrainer : Trainer<float>
 
     /// <inheritdoc />
     public override void CopyParametersToNetwork()
-        => _parameters.View.SubView(0, _parameterCount).CopyToCPU(_accelerator.DefaultStream, Network.ParameterData);
+    {
+        _parameters.View.SubView(0, _parameterCount).CopyToCPU(_accelerator.DefaultStream, Network.ParameterData);
+        if (_stateCount > 0) StateView.CopyToCPU(_accelerator.DefaultStream, Network.StateData);
+    }
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)

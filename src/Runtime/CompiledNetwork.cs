@@ -14,6 +14,7 @@ namespace NetDsl.Runtime;
 public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly T[] _parameters;
+    private readonly T[] _state;
     private Workspace<T>? _inferenceWorkspace;
 
     /// <summary>Creates the network and initializes its parameters from <paramref name="seed"/>.</summary>
@@ -22,6 +23,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     {
         Description = description ?? throw new ArgumentNullException(nameof(description));
         _parameters = new T[description.ParameterCount];
+        _state = new T[description.StateCount];
         InitializeParameters(seed);
     }
 
@@ -30,6 +32,20 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
 
     /// <summary>All parameters in one flat buffer, tensor after tensor in state_dict order.</summary>
     public Span<T> ParameterData => _parameters;
+
+    /// <summary>
+    /// The non-trainable state (BatchNorm's running statistics) in one flat buffer, tensor after tensor in
+    /// state_dict order; empty for networks without such layers. Training steps update it; inference reads it.
+    /// </summary>
+    public Span<T> StateData => _state;
+
+    /// <summary>The elements of one state tensor by its state_dict name (<c>bn1.running_mean</c>).</summary>
+    public Span<T> State(string name)
+    {
+        var info = Description.FindState(name)
+            ?? throw new ArgumentException($"{Description.Name} has no state tensor named '{name}'. Its state tensors are: {(Description.States.Count == 0 ? "(none)" : string.Join(", ", System.Linq.Enumerable.Select(Description.States, s => s.Name)))}.", nameof(name));
+        return _state.AsSpan(info.Offset, info.Length);
+    }
 
     /// <summary>The elements of one parameter tensor by its state_dict name (<c>fc1.weight</c>).</summary>
     public Span<T> Parameter(string name)
@@ -41,8 +57,8 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
 
     /// <summary>
     /// Re-initializes every parameter the way PyTorch initializes the same layers (uniform on
-    /// <c>±1/√fan_in</c> for Linear and Conv2d), from a counter-based stream per tensor, so the result depends
-    /// only on the seed.
+    /// <c>±1/√fan_in</c> for Linear and Conv2d, ones and zeros for normalization, N(0, 1) for Embedding), from a
+    /// counter-based stream per tensor, so the result depends only on the seed; resets the running statistics.
     /// </summary>
     public void InitializeParameters(int seed)
     {
@@ -55,6 +71,13 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
             {
                 case ParameterInit.Zeros: dst.Clear(); break;
                 case ParameterInit.Ones: dst.Fill(T.One); break;
+                case ParameterInit.Normal:
+                    {
+                        ulong stream = CounterRandom.Derive((ulong)(uint)seed, (ulong)t);
+                        for (int i = 0; i < dst.Length; i++)
+                            dst[i] = T.CreateTruncating(CounterRandom.Normal(stream, (ulong)i) * p.Bound);
+                        break;
+                    }
                 default:
                     ulong key = CounterRandom.Derive((ulong)(uint)seed, (ulong)t);
                     for (int i = 0; i < dst.Length; i++)
@@ -62,6 +85,8 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
                     break;
             }
         }
+        foreach (var st in Description.States)
+            _state.AsSpan(st.Offset, st.Length).Fill(st.Init == ParameterInit.Ones ? T.One : T.Zero);
     }
 
     /// <summary>

@@ -23,6 +23,13 @@ public static class CounterRandom
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static double Uniform(ulong key, ulong counter) => (Hash(key, counter) >> 11) * (1.0 / (1UL << 53));
 
+    /// <summary>A standard normal double for (key, counter), by the Box–Muller transform of two uniforms.</summary>
+    public static double Normal(ulong key, ulong counter)
+    {
+        double u1 = 1.0 - Uniform(key, 2 * counter), u2 = Uniform(key, 2 * counter + 1);
+        return System.Math.Sqrt(-2.0 * System.Math.Log(u1)) * System.Math.Cos(2.0 * System.Math.PI * u2);
+    }
+
     /// <summary>
     /// Whether dropout keeps element <paramref name="index"/>: true with probability <c>1 - p</c>, where the
     /// caller passes <paramref name="threshold"/> = <c>p · 2^32</c> (the generator emits it as a constant).

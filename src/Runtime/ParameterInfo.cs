@@ -14,6 +14,35 @@ public enum ParameterInit
 
     /// <summary>All ones.</summary>
     Ones = 2,
+
+    /// <summary>Normal with mean 0 and standard deviation <c>Bound</c>: PyTorch's default for Embedding.</summary>
+    Normal = 3,
+}
+
+/// <summary>
+/// One named non-trainable tensor in a network's flat state buffer: PyTorch's module buffers, such as
+/// BatchNorm's <c>running_mean</c>, <c>running_var</c> and <c>num_batches_tracked</c>.
+/// </summary>
+/// <param name="Name">PyTorch state_dict name.</param>
+/// <param name="Offset">First element in the flat state buffer.</param>
+/// <param name="Shape">PyTorch shape (empty for a scalar).</param>
+/// <param name="Init">Zeros or Ones.</param>
+/// <param name="IsCount">A counter PyTorch stores as int64 (written so in checkpoints).</param>
+public sealed record StateInfo(string Name, int Offset, int[] Shape, ParameterInit Init, bool IsCount)
+{
+    /// <summary>Number of elements.</summary>
+    public int Length
+    {
+        get
+        {
+            int n = 1;
+            foreach (int d in Shape) n *= d;
+            return n;
+        }
+    }
+
+    /// <summary>The shape as PyTorch prints it.</summary>
+    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
 }
 
 /// <summary>One named parameter tensor inside a network's flat parameter buffer.</summary>
@@ -102,6 +131,32 @@ public sealed class NetworkDescription
 
     /// <summary>Elements per sample the training activations would take if no two buffers shared memory.</summary>
     public long UnplannedActivationsPerSample { get; init; }
+
+    /// <summary>The non-trainable state tensors (running statistics) in state_dict order; empty for most networks.</summary>
+    public IReadOnlyList<StateInfo> States
+    {
+        get => _states;
+        init
+        {
+            _states = value ?? Array.Empty<StateInfo>();
+            int count = 0;
+            foreach (var s in _states) count = Math.Max(count, s.Offset + s.Length);
+            StateCount = count;
+        }
+    }
+
+    private readonly IReadOnlyList<StateInfo> _states = Array.Empty<StateInfo>();
+
+    /// <summary>Total number of state elements.</summary>
+    public int StateCount { get; private init; }
+
+    /// <summary>Finds a state tensor by its state_dict name.</summary>
+    public StateInfo? FindState(string name)
+    {
+        foreach (var s in _states)
+            if (s.Name == name) return s;
+        return null;
+    }
 
     /// <summary>Finds a parameter by its state_dict name.</summary>
     public ParameterInfo? FindParameter(string name)

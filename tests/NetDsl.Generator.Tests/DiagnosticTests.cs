@@ -433,4 +433,105 @@ public class DiagnosticTests
         Assert.NotNull(generated.InternalError);
         Assert.Contains("has NetDsl errors", generated.Source); // the stand-in, not a crash
     }
+
+    [Fact]
+    public void NDSL0109_SelectIndexOutOfRangeNamesTheValidRange()
+    {
+        var d = Markup.Verify(Usings + """
+            [Network]
+            public partial class Net
+            {
+                readonly Lstm lstm = new(28, 16);
+                readonly Linear fc = new(16, 10);
+                Tensor Forward([Shape(28, 28)] Tensor x) => fc.Apply(Select(lstm.Apply(x), dim: 1, index: {|NDSL0109:28|}));
+            }
+            """).Single();
+        LineColumn(d, 7, 95);
+        Assert.Equal("select(dim 1, 28) index 28 is out of range along dim 1 of [B,28,16]: expected an index from 0 to 27 (or -1 to -28); the tensor comes from x [B,28,28] → lstm [B,28,16]", d.GetMessage());
+    }
+
+    [Fact]
+    public void NDSL0101_BatchNormChannelsMustMatch()
+    {
+        var d = Markup.Verify(Usings + """
+            [Network]
+            public partial class Net
+            {
+                readonly Conv2d conv = new(1, 8, kernel: 3);
+                readonly BatchNorm2d bn = new(16);
+                readonly Linear fc = new(8 * 8 * 8, 10);
+                Tensor Forward([Shape(1, 10, 10)] Tensor x) => fc.Apply(Flatten({|NDSL0101:bn.Apply(conv.Apply(x))|}));
+            }
+            """).Single();
+        Assert.Equal("bn expects 16 channels but receives 8 channels [B,8,8,8]: x [B,1,10,10] → conv [B,8,8,8]", d.GetMessage());
+    }
+
+    [Fact]
+    public void NDSL0104_RecurrentLayersNeedASequence()
+    {
+        var d = Markup.Verify(Usings + """
+            [Network]
+            public partial class Net
+            {
+                readonly Gru gru = new(784, 32);
+                Tensor Forward([Shape(1, 28, 28)] Tensor x) => {|NDSL0104:gru.Apply(x)|};
+            }
+            """).Single();
+        Assert.Equal("gru expects a sequence batch [B,T,784] but receives [B,1,28,28]: x [B,1,28,28]", d.GetMessage());
+    }
+
+    [Fact]
+    public void NDSL0101_RecurrentInputFeaturesMustMatch()
+    {
+        var d = Markup.Verify(Usings + """
+            [Network]
+            public partial class Net
+            {
+                readonly Rnn rnn = new(32, 8);
+                Tensor Forward([Shape(28, 28)] Tensor x) => Select({|NDSL0101:rnn.Apply(x)|}, dim: 1, index: -1);
+            }
+            """).Single();
+        Assert.Equal("rnn expects 32 input features but receives 28 input features [B,28,28]: x [B,28,28]", d.GetMessage());
+    }
+
+    [Fact]
+    public void NDSL0010_NormalizationAndTransposedConvolutionArgumentsAreChecked()
+    {
+        var diagnostics = Markup.Verify(Usings + """
+            [Network]
+            public partial class Net
+            {
+                readonly BatchNorm2d bn = new(4, {|NDSL0010:momentum: 1.5f|});
+                readonly LayerNorm ln = new(4, {|NDSL0010:eps: 0|});
+                readonly ConvTranspose2d up = new(4, 2, kernel: 3, stride: 2, {|NDSL0010:outputPadding: 2|});
+                Tensor Forward([Shape(4, 5, 5)] Tensor x) => up.Apply(ln.Apply(bn.Apply(x)));
+            }
+            """);
+        Assert.Contains(diagnostics, d => d.GetMessage() == "bn momentum is 1.5; expected a number in [0, 1]");
+        Assert.Contains(diagnostics, d => d.GetMessage() == "ln eps is 0; expected a positive number");
+        Assert.Contains(diagnostics, d => d.GetMessage() == "up outputPadding is 2; expected less than the stride (2), as PyTorch requires");
+    }
+
+    [Fact]
+    public void NewLayersCompileCleanly()
+    {
+        var result = Harness.Run(Usings + """
+            [Network]
+            public partial class Net
+            {
+                readonly Embedding embed = new(100, 8);
+                readonly Lstm lstm = new(8, 16);
+                readonly Gru gru = new(16, 16);
+                readonly LayerNorm norm = new(16);
+                readonly Linear fc = new(16, 4);
+                readonly BatchNorm1d bn = new(4);
+                Tensor Forward([Shape(5)] Tensor tokens)
+                {
+                    var h = norm.Apply(gru.Apply(lstm.Apply(embed.Apply(tokens))));
+                    return bn.Apply(fc.Apply(Select(h, dim: 1, index: -1)));
+                }
+            }
+            """);
+        Assert.DoesNotContain(result.Diagnostics, d => d.Severity >= DiagnosticSeverity.Warning);
+    }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Collections.Generic;
 using NetDsl.Runtime.Gpu;
 using NetDsl.Runtime.Tests.Networks;
@@ -50,6 +51,20 @@ public abstract class BackendSuite
         ["SharedWeightsNet"] = () => new SharedWeightsNet(3),
         ["Mlp"] = () => new Mlp(3),
         ["SeedCnn"] = () => new SeedCnn(3),
+        ["BatchNorm2dNet"] = () => new BatchNorm2dNet(3),
+        ["BatchNorm1dNet"] = () => new BatchNorm1dNet(3),
+        ["BatchNorm1dSequenceNet"] = () => new BatchNorm1dSequenceNet(3),
+        ["LayerNormNet"] = () => new LayerNormNet(3),
+        ["LayerNormSequenceNet"] = () => new LayerNormSequenceNet(3),
+        ["EmbeddingNet"] = () => new EmbeddingNet(3),
+        ["ConvTransposeNet"] = () => new ConvTransposeNet(3),
+        ["ConvTransposeChainNet"] = () => new ConvTransposeChainNet(3),
+        ["UpsampleNet"] = () => new UpsampleNet(3),
+        ["SliceSelectSubtractNet"] = () => new SliceSelectSubtractNet(3),
+        ["RnnNet"] = () => new RnnNet(3),
+        ["GruNet"] = () => new GruNet(3),
+        ["LstmNet"] = () => new LstmNet(3),
+        ["LstmAllStatesNet"] = () => new LstmAllStatesNet(3),
     };
 
     public static TheoryData<string> NetworkNames() => new(Networks.Keys);
@@ -99,7 +114,9 @@ public abstract class BackendSuite
         var cpuNet = create();
         var devNet = create();
         var d = cpuNet.Description;
-        var x = Numerics.Uniform<float>(batch * d.InputSize, seed: 100);
+        var x = d.Parameters.Count > 0 && d.Parameters[0].Name == "embed.weight"
+            ? Numerics.Labels(batch * d.InputSize, d.Parameters[0].Shape[0], seed: 100).Select(v => (float)v).ToArray()
+            : Numerics.Uniform<float>(batch * d.InputSize, seed: 100);
         var labels = Numerics.Labels(batch, d.OutputSize, seed: 101);
         var targets = Numerics.Uniform<float>(batch * d.OutputSize, seed: 102, lo: 0, hi: 1);
         using var cpu = cpuNet.CreateTrainer(optimizer(), loss, batch, seed: 9);
@@ -124,6 +141,8 @@ public abstract class BackendSuite
         dev.CopyParametersToNetwork();
         foreach (var p in d.Parameters)
             Numerics.AssertClose<float>(cpuNet.Parameter(p.Name), devNet.Parameter(p.Name), Tolerance, p.Name + " after 3 steps");
+        foreach (var st in d.States)
+            Numerics.AssertClose<float>(cpuNet.State(st.Name), devNet.State(st.Name), Tolerance, st.Name + " after 3 steps");
 
         // Inference on the device with the trained parameters.
         var expected = new float[batch * d.OutputSize];

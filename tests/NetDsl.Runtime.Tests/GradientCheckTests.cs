@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using NetDsl.Runtime.Tests.Networks.F64;
 using NetDsl.Runtime.Tests.Support;
 using Xunit;
@@ -40,7 +41,27 @@ public class GradientCheckTests
         ["Concat channels"] = () => new ChannelConcatNet(11),
         ["Shared weights"] = () => new SharedWeightsNet(11),
         ["Mlp"] = () => new Mlp(11),
+        ["BatchNorm2d"] = () => new BatchNorm2dNet(11),
+        ["BatchNorm1d"] = () => new BatchNorm1dNet(11),
+        ["BatchNorm1d over a sequence, no affine"] = () => new BatchNorm1dSequenceNet(11),
+        ["LayerNorm"] = () => new LayerNormNet(11),
+        ["LayerNorm over a sequence"] = () => new LayerNormSequenceNet(11),
+        ["Embedding"] = () => new EmbeddingNet(11),
+        ["ConvTranspose2d stride 2, output padding"] = () => new ConvTransposeNet(11),
+        ["ConvTranspose2d after Conv2d, no bias"] = () => new ConvTransposeChainNet(11),
+        ["Upsample"] = () => new UpsampleNet(11),
+        ["Slice, Select, Subtract"] = () => new SliceSelectSubtractNet(11),
+        ["RNN"] = () => new RnnNet(11),
+        ["GRU"] = () => new GruNet(11),
+        ["LSTM"] = () => new LstmNet(11),
+        ["LSTM all states, no bias"] = () => new LstmAllStatesNet(11),
     };
+
+    /// <summary>Inputs for a network: token ids for embeddings, uniform values otherwise.</summary>
+    internal static T[] InputsFor<T>(NetworkDescription d, int batch, int seed) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+        => d.Parameters.Count > 0 && d.Parameters[0].Name == "embed.weight"
+            ? Numerics.Labels(batch * d.InputSize, d.Parameters[0].Shape[0], seed).Select(l => T.CreateTruncating(l)).ToArray()
+            : Numerics.Uniform<T>(batch * d.InputSize, seed: seed);
 
     public static TheoryData<string> Names() => new(Networks.Keys);
 
@@ -52,7 +73,7 @@ public class GradientCheckTests
         const int batch = 3;
         var d = net.Description;
         using var trainer = net.CreateTrainer(new Sgd(lr: 0), Loss.MeanSquaredError, batch, seed: 5);
-        var x = Numerics.Uniform<double>(batch * d.InputSize, seed: 21);
+        var x = InputsFor<double>(d, batch, seed: 21);
         var t = Numerics.Uniform<double>(batch * d.OutputSize, seed: 22);
 
         trainer.ComputeGradients(x, t);

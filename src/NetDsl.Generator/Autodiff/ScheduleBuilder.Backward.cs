@@ -173,6 +173,123 @@ internal sealed partial class ScheduleBuilder
                 ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} * the forward mask (recomputed from the step's seed)",
                     s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.Load, buffer: dy)), s.Emit(new EInstr(EOp.DropoutScale, value: node.Alpha) { Seed = node.Id }))));
                 break;
+            case OpKind.Sub:
+                PassThrough(node, node.Inputs[0], dy);
+                ContributeElementwise(node, node.Inputs[1], $"d{Display(node)} right: -d{ShapeMath.WithBatch(node.Shape)}",
+                    s => s.Emit(new EInstr(EOp.Sub, s.Emit(new EInstr(EOp.Const, value: 0)), s.Emit(new EInstr(EOp.Load, buffer: dy)))));
+                break;
+            case OpKind.Slice:
+                {
+                    var whole = _graph[xNode];
+                    var (outer, wholeN, inner) = AxisView(whole.Shape, node.Axis);
+                    int partN = (int)(node.Elements / ((long)outer * inner));
+                    if (!_requiresGrad[xNode]) break;
+                    // The slice's gradient lands in its window of the whole's gradient; the rest of that gradient is
+                    // zero unless another slice or consumer adds to it, so a first contribution starts from zeros.
+                    if (_grad[xNode] < 0 || !_written.Contains(_grad[xNode]))
+                        ContributeElementwise(node, xNode, $"d{Display(whole)} starts at zero (only slices of it are used)", st => st.Emit(new EInstr(EOp.Const, value: 0)));
+                    Contribute(node, xNode, (dw, acc) => new SliceCopyStep
+                    {
+                        Outer = outer, PartN = partN, WholeN = wholeN, Offset = node.Start, Inner = inner, Part = dy, Whole = dw, Accumulate = true,
+                        Comment = $"d{Display(node)}: d{ShapeMath.WithBatch(node.Shape)} added into dim {node.Axis + 1} [{node.Start}, {node.Start + partN}) of d{Display(whole)}",
+                    });
+                    break;
+                }
+            case OpKind.Upsample:
+                {
+                    var s = _graph[xNode].Shape;
+                    Contribute(node, xNode, (dx, acc) => new UpsampleStep
+                    {
+                        Backward = true, Channels = s[0], Height = s[1], Width = s[2], Scale = node.Kernel, In = dy, Out = dx, Accumulate = acc,
+                        Comment = $"d{node.Label}: each {node.Kernel}x{node.Kernel} block of d{ShapeMath.WithBatch(node.Shape)} summed → {ShapeMath.WithBatch(s)}",
+                    });
+                    break;
+                }
+            case OpKind.Embedding:
+                {
+                    var w = _graph.Params[node.Param];
+                    ContributeParam(node, node.Param, (dw, acc) => new EmbeddingStep
+                    {
+                        Backward = true, Tokens = (int)_graph[xNode].Elements, Vocabulary = w.Shape[0], Dim = w.Shape[1], Ids = x, In = dy, Out = dw, Accumulate = acc,
+                        Comment = $"d{w.Name}: d{ShapeMath.WithBatch(node.Shape)} added to the rows of the ids",
+                    });
+                    break; // token ids have no gradient
+                }
+            case OpKind.ConvTranspose2d:
+                {
+                    var g = TransposedWindow(node);
+                    string w = _graph.Params[node.Param].Name;
+                    ContributeParam(node, node.Param, (dw, acc) => new ConvStep
+                    {
+                        Pass = ConvPass.BackwardWeight, Geometry = g, In = dy, In2 = x, Out = dw, Accumulate = acc,
+                        Comment = $"d{w}: correlate d{ShapeMath.WithBatch(node.Shape)} with the input {ShapeMath.WithBatch(_graph[xNode].Shape)} → {ShapeMath.PerSample(_graph.Params[node.Param].Shape)}",
+                    });
+                    if (!_requiresGrad[xNode]) break;
+                    bool first = _grad[xNode] < 0 || !_written.Contains(_grad[xNode]);
+                    if (first)
+                    {
+                        Contribute(node, xNode, (dx, acc) => new ConvStep
+                        {
+                            Pass = ConvPass.Forward, Geometry = g, In = dy, In2 = _param[node.Param], Out = dx,
+                            Comment = $"d{node.Label} input: conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
+                        });
+                    }
+                    else
+                    {
+                        // A forward convolution overwrites: compute into a temporary and add.
+                        int tmp = NewBuffer(BufferKind.Activation, "d_" + node.Name + "_input", _graph[xNode].Elements, -1, "d " + node.Label + " input (to add) " + ShapeMath.WithBatch(_graph[xNode].Shape), _graph[xNode].Name);
+                        Add(node, new ConvStep
+                        {
+                            Pass = ConvPass.Forward, Geometry = g, In = dy, In2 = _param[node.Param], Out = tmp,
+                            Comment = $"d{node.Label} input: conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
+                        });
+                        ContributeElementwise(node, xNode, $"d{Display(_graph[xNode])} += d{node.Label} input", st => st.Emit(new EInstr(EOp.Load, buffer: tmp)));
+                    }
+                    break;
+                }
+            case OpKind.BatchNorm:
+            case OpKind.LayerNorm:
+                {
+                    bool batchNorm = node.Op == OpKind.BatchNorm;
+                    int dx = -1;
+                    bool accX = false, accW = false, accB = false;
+                    if (_requiresGrad[xNode])
+                    {
+                        if (_grad[xNode] < 0)
+                            _grad[xNode] = NewBuffer(BufferKind.Activation, "d_" + _graph[xNode].Name, _graph[xNode].Elements, -1, "d " + Display(_graph[xNode]) + " " + ShapeMath.WithBatch(_graph[xNode].Shape), _graph[xNode].Name);
+                        dx = _grad[xNode];
+                        accX = !_written.Add(dx);
+                    }
+                    int dw = node.Param >= 0 ? _paramGrad[node.Param] : -1, db = node.Param2 >= 0 ? _paramGrad[node.Param2] : -1;
+                    if (dw >= 0) accW = !_written.Add(dw);
+                    if (db >= 0) accB = !_written.Add(db);
+                    if (dx < 0 && dw < 0 && db < 0) break;
+                    string what = "d" + node.Label + ": " + (dx >= 0 ? "dX" : "") + (dw >= 0 ? (dx >= 0 ? ", " : "") + "dγ, dβ" : "") + " from d" + ShapeMath.WithBatch(node.Shape) + " and the saved statistics";
+                    if (batchNorm)
+                    {
+                        var (_, channels, inner) = AxisView(node.Shape, 0);
+                        Add(node, new BatchNormStep
+                        {
+                            Pass = NormPass.Backward, Channels = channels, Inner = inner, Eps = node.Eps, In = x, InGrad = dy, Out = dx,
+                            Weight = node.Param >= 0 ? _param[node.Param] : -1, WeightGrad = dw, BiasGrad = db,
+                            AccumulateInput = accX, AccumulateWeight = accW, AccumulateBias = accB,
+                            Mean = _stats[node.Id], InvStd = _stats[node.Id] + 1, Comment = what,
+                        });
+                    }
+                    else
+                    {
+                        int n = node.Shape[node.Shape.Length - 1];
+                        Add(node, new LayerNormStep
+                        {
+                            Backward = true, Rows = (int)(node.Elements / n), N = n, Eps = node.Eps, In = x, InGrad = dy, Out = dx,
+                            Weight = node.Param >= 0 ? _param[node.Param] : -1, WeightGrad = dw, BiasGrad = db,
+                            AccumulateInput = accX, AccumulateWeight = accW, AccumulateBias = accB,
+                            Mean = _stats[node.Id], InvStd = _stats[node.Id] + 1, Comment = what,
+                        });
+                    }
+                    break;
+                }
+            case OpKind.Zeros:
             case OpKind.Input:
                 break;
             default:
@@ -231,5 +348,5 @@ internal sealed partial class ScheduleBuilder
 
     /// <summary>How comments name a node: its label, or for a layer's bias, the layer.</summary>
     private static string Display(Node node)
-        => node.Label.Length > 0 ? node.Label : node.Layer.Length > 0 ? node.Layer + " (with bias)" : node.Name;
+        => node.Label.Length > 0 ? node.Label : node.Op == OpKind.BiasAdd && node.Layer.Length > 0 ? node.Layer + " (with bias)" : node.Name;
 }

@@ -95,6 +95,10 @@ internal static class Descriptors
         "Dimension out of range",
         "{0} dim {1} is out of range for {2}: expected {3}");
 
+    public static readonly DiagnosticDescriptor IndexOutOfRange = Error("NDSL0109", ShapeCategory,
+        "Index out of range",
+        "{0} {1} is out of range along dim {2} of {3}: expected {4}; the tensor comes from {5}");
+
     public static readonly DiagnosticDescriptor SizeOverflow = Error("NDSL0108", LimitsCategory,
         "Tensor too large",
         "{0} has {1} elements, more than the {2} a NetDsl buffer can hold");
@@ -115,7 +119,7 @@ internal static class Descriptors
         NotPartial, MissingForward, DuplicateForward, MissingShape, NonConstantArgument, UnsupportedStatement,
         UnsupportedExpression, UnusedLayer, UnsupportedClass, InvalidArgument, InputCount, LayerWithoutInitializer,
         UndefinedTensor, FeatureMismatch, ElementwiseMismatch, SpatialTooSmall, RankMismatch, ReshapeMismatch,
-        ConcatMismatch, DimOutOfRange, SizeOverflow, InternalError,
+        ConcatMismatch, DimOutOfRange, IndexOutOfRange, SizeOverflow, InternalError,
     };
 
     public static DiagnosticDescriptor Get(string id) => ById[id];

@@ -40,6 +40,7 @@ internal sealed class CpuEmitter
         bool needsCapacity = used.Contains(BufferKind.Activation) || used.Contains(BufferKind.Index);
         if (used.Contains(BufferKind.Param)) _w.Line($"global::System.Span<{_t}> parameters = ParameterData;");
         if (used.Contains(BufferKind.ParamGrad)) _w.Line($"global::System.Span<{_t}> gradients = workspace.Gradients;");
+        if (used.Contains(BufferKind.State)) _w.Line($"global::System.Span<{_t}> state = StateData;");
         if (used.Contains(BufferKind.Activation)) _w.Line($"global::System.Span<{_t}> activations = workspace.Activations;");
         if (used.Contains(BufferKind.Index)) _w.Line("global::System.Span<int> indices = workspace.Indices;");
         if (needsCapacity) _w.Line("int capacity = workspace.Capacity;");
@@ -118,9 +119,51 @@ internal sealed class CpuEmitter
                 {
                     string dims = $"{Outer(c.Outer)}, {Invariant.Format(c.PartN)}, {Invariant.Format(c.WholeN)}, {Invariant.Format(c.Offset)}, {Invariant.Format(c.Inner)}";
                     if (!c.Backward)
-                        _w.Line($"global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice({dims}, {Read(c.Part)}, {Write(c.Whole)});");
+                        _w.Line($"global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice({dims}, {Read(c.Part)}, {Write(c.Whole)}{(c.Accumulate ? ", accumulate: true" : "")});");
                     else
                         _w.Line($"global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice({dims}, {Read(c.Whole)}, {Write(c.Part)}, accumulate: {Bool(c.Accumulate)});");
+                    break;
+                }
+            case BatchNormStep n:
+                {
+                    string dims = $"batch, {Invariant.Format(n.Channels)}, {Invariant.Format(n.Inner)}";
+                    const string norm = "global::NetDsl.Runtime.Cpu.Normalization.";
+                    if (n.Pass == NormPass.Training)
+                        _w.Line($"{norm}BatchNormTraining({dims}, {Invariant.Literal(n.Eps, "double")}, {Invariant.Literal(n.Momentum, "double")}, {Read(n.In)}, {Opt(n.Weight)}, {Opt(n.Bias)}, {Write(n.Out)}, {Write(n.Mean)}, {Write(n.InvStd)}, {Write(n.RunningMean)}, {Write(n.RunningVar)}, {Write(n.Count)});");
+                    else if (n.Pass == NormPass.Inference)
+                        _w.Line($"{norm}BatchNormInference({dims}, {Invariant.Literal(n.Eps, "double")}, {Read(n.In)}, {Opt(n.Weight)}, {Opt(n.Bias)}, {Read(n.RunningMean)}, {Read(n.RunningVar)}, {Write(n.Out)});");
+                    else
+                        _w.Line($"{norm}BatchNormBackward({dims}, {Read(n.In)}, {Read(n.InGrad)}, {Read(n.Mean)}, {Read(n.InvStd)}, {Opt(n.Weight)}, {Opt(n.Out)}, {Opt(n.WeightGrad)}, {Opt(n.BiasGrad)}, "
+                            + $"accumulateInput: {Bool(n.AccumulateInput)}, accumulateWeight: {Bool(n.AccumulateWeight)}, accumulateBias: {Bool(n.AccumulateBias)});");
+                    break;
+                }
+            case LayerNormStep n:
+                {
+                    string dims = $"{Outer(n.Rows)}, {Invariant.Format(n.N)}";
+                    const string norm = "global::NetDsl.Runtime.Cpu.Normalization.";
+                    if (!n.Backward)
+                        _w.Line($"{norm}LayerNormForward({dims}, {Invariant.Literal(n.Eps, "double")}, {Read(n.In)}, {Opt(n.Weight)}, {Opt(n.Bias)}, {Write(n.Out)}, {Opt(n.Mean)}, {Opt(n.InvStd)});");
+                    else
+                        _w.Line($"{norm}LayerNormBackward({dims}, {Read(n.In)}, {Read(n.InGrad)}, {Read(n.Mean)}, {Read(n.InvStd)}, {Opt(n.Weight)}, {Opt(n.Out)}, {Opt(n.WeightGrad)}, {Opt(n.BiasGrad)}, "
+                            + $"accumulateInput: {Bool(n.AccumulateInput)}, accumulateWeight: {Bool(n.AccumulateWeight)}, accumulateBias: {Bool(n.AccumulateBias)});");
+                    break;
+                }
+            case EmbeddingStep m:
+                {
+                    string dims = $"{Outer(m.Tokens)}, {Invariant.Format(m.Vocabulary)}, {Invariant.Format(m.Dim)}";
+                    if (!m.Backward)
+                        _w.Line($"global::NetDsl.Runtime.Cpu.Lookup.EmbeddingForward({dims}, {Read(m.Ids)}, {Read(m.In)}, {Write(m.Out)});");
+                    else
+                        _w.Line($"global::NetDsl.Runtime.Cpu.Lookup.EmbeddingBackward({dims}, {Read(m.Ids)}, {Read(m.In)}, {Write(m.Out)}, accumulate: {Bool(m.Accumulate)});");
+                    break;
+                }
+            case UpsampleStep u:
+                {
+                    string dims = $"{Outer(u.Channels)}, {Invariant.Format(u.Height)}, {Invariant.Format(u.Width)}, {Invariant.Format(u.Scale)}";
+                    if (!u.Backward)
+                        _w.Line($"global::NetDsl.Runtime.Cpu.Lookup.UpsampleForward({dims}, {Read(u.In)}, {Write(u.Out)});");
+                    else
+                        _w.Line($"global::NetDsl.Runtime.Cpu.Lookup.UpsampleBackward({dims}, {Read(u.In)}, {Write(u.Out)}, accumulate: {Bool(u.Accumulate)});");
                     break;
                 }
             case ElementwiseStep e:
@@ -290,6 +333,9 @@ internal sealed class CpuEmitter
 
     private string Read(int buffer) => Operand(buffer);
 
+    /// <summary>An optional operand: <c>default</c> (an empty span) when absent.</summary>
+    private string Opt(int buffer) => buffer < 0 ? "default" : Operand(buffer);
+
     private string Write(int buffer) => Operand(buffer);
 
     private string Operand(int id)
@@ -309,6 +355,11 @@ internal sealed class CpuEmitter
                 {
                     var p = _graph.Params[b.Param];
                     return $"gradients.Slice(Layout.{Names.Identifier(p.Identifier)}, Layout.{Names.Identifier(p.Identifier + "_length")})";
+                }
+            case BufferKind.State:
+                {
+                    var st = _graph.States[b.Param];
+                    return $"state.Slice(Layout.{Names.Identifier("state_" + st.Identifier)}, {Invariant.Format(st.Length)})";
                 }
             case BufferKind.Index:
                 return $"indices.Slice({_plan}.{Names.Identifier(b.Name)} * capacity, batch * {PerSample(b)})";

@@ -123,9 +123,59 @@ internal sealed class IlgpuEmitter
                     int part = c.PartN * c.Inner;
                     W.Line($"int o = i / {Invariant.Format(part)};");
                     W.Line($"int w = o * {Invariant.Format(c.WholeN * c.Inner)} + {Invariant.Format(c.Offset * c.Inner)} + (i - o * {Invariant.Format(part)});");
-                    if (!c.Backward) W.Line($"{At(c.Whole, "w")} = {At(c.Part, "i")};");
+                    if (!c.Backward) W.Line(c.Accumulate ? $"{At(c.Whole, "w")} += {At(c.Part, "i")};" : $"{At(c.Whole, "w")} = {At(c.Part, "i")};");
                     else W.Line(c.Accumulate ? $"{At(c.Part, "i")} += {At(c.Whole, "w")};" : $"{At(c.Part, "i")} = {At(c.Whole, "w")};");
                     extent = $"batch * {Invariant.Format(c.Outer * part)}";
+                    break;
+                }
+            case BatchNormStep n:
+                extent = BatchNorm(n);
+                break;
+            case LayerNormStep n:
+                extent = LayerNorm(n);
+                break;
+            case EmbeddingStep m:
+                {
+                    string d = Invariant.Format(m.Dim), v = Invariant.Format(m.Vocabulary);
+                    if (!m.Backward)
+                    {
+                        // An id outside [0, V) gives a zero row (a kernel cannot throw; the CPU path reports it).
+                        W.Line($"int t = i / {d}, j = i - t * {d};");
+                        W.Line($"int id = (int){At(m.Ids, "t")};");
+                        W.Line($"{At(m.Out, "i")} = id >= 0 && id < {v} ? {At(m.In, $"id * {d} + j")} : 0f;");
+                        extent = $"batch * {Invariant.Format((long)m.Tokens * m.Dim)}";
+                    }
+                    else
+                    {
+                        // One thread per weight element gathers the tokens with its id: no atomics, a fixed order.
+                        W.Line($"int row = i / {d}, j = i - row * {d};");
+                        W.Line("float sum = 0f;");
+                        W.Line($"for (int t = 0; t < a.Batch * {Invariant.Format(m.Tokens)}; t++) if ((int){At(m.Ids, "t")} == row) sum += {At(m.In, $"t * {d} + j")};");
+                        W.Line(m.Accumulate ? $"{At(m.Out, "i")} += sum;" : $"{At(m.Out, "i")} = sum;");
+                        extent = Invariant.Format((long)m.Vocabulary * m.Dim);
+                    }
+                    break;
+                }
+            case UpsampleStep u:
+                {
+                    string h = Invariant.Format(u.Height), w = Invariant.Format(u.Width), sc = Invariant.Format(u.Scale);
+                    string oh = Invariant.Format(u.Height * u.Scale), ow = Invariant.Format(u.Width * u.Scale);
+                    if (!u.Backward)
+                    {
+                        W.Line($"int p = i / {Invariant.Format(u.Height * u.Scale * u.Width * u.Scale)}, q = i - p * {Invariant.Format(u.Height * u.Scale * u.Width * u.Scale)};");
+                        W.Line($"int y = q / {ow}, x = q - y * {ow};");
+                        W.Line($"{At(u.Out, "i")} = {At(u.In, $"(p * {h} + y / {sc}) * {w} + x / {sc}")};");
+                        extent = $"batch * {Invariant.Format((long)u.Channels * u.Height * u.Scale * u.Width * u.Scale)}";
+                    }
+                    else
+                    {
+                        W.Line($"int p = i / {Invariant.Format(u.Height * u.Width)}, q = i - p * {Invariant.Format(u.Height * u.Width)};");
+                        W.Line($"int y = q / {w}, x = q - y * {w};");
+                        W.Line("float sum = 0f;");
+                        W.Line($"for (int r = 0; r < {sc}; r++) for (int c = 0; c < {sc}; c++) sum += {At(u.In, $"(p * {oh} + y * {sc} + r) * {ow} + x * {sc} + c")};");
+                        W.Line(u.Accumulate ? $"{At(u.Out, "i")} += sum;" : $"{At(u.Out, "i")} = sum;");
+                        extent = $"batch * {Invariant.Format((long)u.Channels * u.Height * u.Width)}";
+                    }
                     break;
                 }
             default:
@@ -343,6 +393,105 @@ internal sealed class IlgpuEmitter
         return $"batch * {Invariant.Format(s.Outer * s.Inner)}";
     }
 
+    /// <summary>
+    /// Batch normalization: statistics and gradients one thread per channel (a fixed summation order, no
+    /// atomics); inference one thread per element.
+    /// </summary>
+    private string BatchNorm(BatchNormStep n)
+    {
+        string c = Invariant.Format(n.Channels), inner = Invariant.Format(n.Inner), eps = Invariant.Literal(n.Eps, "float");
+        string X(int buffer) => At(buffer, $"(b * {c} + i) * {inner} + j");
+        string loop = $"for (int b = 0; b < a.Batch; b++) for (int j = 0; j < {inner}; j++)";
+        if (n.Pass == NormPass.Inference)
+        {
+            W.Line($"int ch = (i / {inner}) % {c};");
+            W.Line($"float s = 1f / global::System.MathF.Sqrt({At(n.RunningVar, "ch")} + {eps});");
+            W.Line($"float v = ({At(n.In, "i")} - {At(n.RunningMean, "ch")}) * s;");
+            W.Line(n.Weight >= 0 ? $"{At(n.Out, "i")} = v * {At(n.Weight, "ch")} + {At(n.Bias, "ch")};" : $"{At(n.Out, "i")} = v;");
+            return $"batch * {Invariant.Format((long)n.Channels * n.Inner)}";
+        }
+        W.Line($"float count = a.Batch * {inner};");
+        if (n.Pass == NormPass.Training)
+        {
+            string m = Invariant.Literal(n.Momentum, "float");
+            W.Line("float sum = 0f;");
+            W.Line($"{loop} sum += {X(n.In)};");
+            W.Line("float mu = sum / count;");
+            W.Line("float sq = 0f;");
+            W.Line($"{loop} {{ float d = {X(n.In)} - mu; sq += d * d; }}");
+            W.Line($"float s = 1f / global::System.MathF.Sqrt(sq / count + {eps});");
+            W.Line($"{At(n.Mean, "i")} = mu;");
+            W.Line($"{At(n.InvStd, "i")} = s;");
+            W.Line($"{At(n.RunningMean, "i")} = (1f - {m}) * {At(n.RunningMean, "i")} + {m} * mu;");
+            W.Line($"{At(n.RunningVar, "i")} = (1f - {m}) * {At(n.RunningVar, "i")} + {m} * (sq / (count - 1f));");
+            W.Line($"if (i == 0) {At(n.Count, "0")} += 1f;");
+            W.Line(n.Weight >= 0
+                ? $"{loop} {X(n.Out)} = ({X(n.In)} - mu) * s * {At(n.Weight, "i")} + {At(n.Bias, "i")};"
+                : $"{loop} {X(n.Out)} = ({X(n.In)} - mu) * s;");
+            return c;
+        }
+        W.Line($"float mu = {At(n.Mean, "i")}, s = {At(n.InvStd, "i")};");
+        W.Line("float sumDy = 0f, sumDyXhat = 0f;");
+        W.Line($"{loop} {{ sumDy += {X(n.InGrad)}; sumDyXhat += {X(n.InGrad)} * ({X(n.In)} - mu); }}");
+        W.Line("sumDyXhat *= s;");
+        if (n.WeightGrad >= 0) W.Line(n.AccumulateWeight ? $"{At(n.WeightGrad, "i")} += sumDyXhat;" : $"{At(n.WeightGrad, "i")} = sumDyXhat;");
+        if (n.BiasGrad >= 0) W.Line(n.AccumulateBias ? $"{At(n.BiasGrad, "i")} += sumDy;" : $"{At(n.BiasGrad, "i")} = sumDy;");
+        if (n.Out >= 0)
+        {
+            W.Line($"float k = {(n.Weight >= 0 ? At(n.Weight, "i") : "1f")} * s, meanDy = sumDy / count, meanDyXhat = sumDyXhat / count;");
+            string g = $"k * ({X(n.InGrad)} - meanDy - ({X(n.In)} - mu) * s * meanDyXhat)";
+            W.Line(n.AccumulateInput ? $"{loop} {X(n.Out)} += {g};" : $"{loop} {X(n.Out)} = {g};");
+        }
+        return c;
+    }
+
+    /// <summary>Layer normalization: one thread per row; in backward, threads below N also sum dγ and dβ down their column.</summary>
+    private string LayerNorm(LayerNormStep n)
+    {
+        string N = Invariant.Format(n.N), eps = Invariant.Literal(n.Eps, "float"), rows = $"a.Batch * {Invariant.Format(n.Rows)}";
+        string X(int buffer, string row, string j) => At(buffer, $"{row} * {N} + {j}");
+        if (!n.Backward)
+        {
+            W.Line("float sum = 0f;");
+            W.Line($"for (int j = 0; j < {N}; j++) sum += {X(n.In, "i", "j")};");
+            W.Line($"float mu = sum / {N};");
+            W.Line("float sq = 0f;");
+            W.Line($"for (int j = 0; j < {N}; j++) {{ float d = {X(n.In, "i", "j")} - mu; sq += d * d; }}");
+            W.Line($"float s = 1f / global::System.MathF.Sqrt(sq / {N} + {eps});");
+            if (n.Mean >= 0)
+            {
+                W.Line($"{At(n.Mean, "i")} = mu;");
+                W.Line($"{At(n.InvStd, "i")} = s;");
+            }
+            W.Line(n.Weight >= 0
+                ? $"for (int j = 0; j < {N}; j++) {X(n.Out, "i", "j")} = ({X(n.In, "i", "j")} - mu) * s * {At(n.Weight, "j")} + {At(n.Bias, "j")};"
+                : $"for (int j = 0; j < {N}; j++) {X(n.Out, "i", "j")} = ({X(n.In, "i", "j")} - mu) * s;");
+            return $"batch * {Invariant.Format(n.Rows)}";
+        }
+        if (n.Out >= 0)
+        {
+            W.Open($"if (i < {rows})");
+            W.Line($"float mu = {At(n.Mean, "i")}, s = {At(n.InvStd, "i")};");
+            W.Line("float sumG = 0f, sumGXhat = 0f;");
+            string gj = n.Weight >= 0 ? $"{X(n.InGrad, "i", "j")} * {At(n.Weight, "j")}" : X(n.InGrad, "i", "j");
+            W.Line($"for (int j = 0; j < {N}; j++) {{ float g = {gj}; sumG += g; sumGXhat += g * ({X(n.In, "i", "j")} - mu) * s; }}");
+            W.Line($"float meanG = sumG / {N}, meanGXhat = sumGXhat / {N};");
+            string v = $"s * ({gj} - meanG - ({X(n.In, "i", "j")} - mu) * s * meanGXhat)";
+            W.Line(n.AccumulateInput ? $"for (int j = 0; j < {N}; j++) {X(n.Out, "i", "j")} += {v};" : $"for (int j = 0; j < {N}; j++) {X(n.Out, "i", "j")} = {v};");
+            W.Close();
+        }
+        if (n.WeightGrad >= 0 || n.BiasGrad >= 0)
+        {
+            W.Open($"if (i < {N})");
+            W.Line("float dw = 0f, db = 0f;");
+            W.Line($"for (int r = 0; r < {rows}; r++) {{ float dy = {X(n.InGrad, "r", "i")}; dw += dy * ({X(n.In, "r", "i")} - {At(n.Mean, "r")}) * {At(n.InvStd, "r")}; db += dy; }}");
+            if (n.WeightGrad >= 0) W.Line(n.AccumulateWeight ? $"{At(n.WeightGrad, "i")} += dw;" : $"{At(n.WeightGrad, "i")} = dw;");
+            if (n.BiasGrad >= 0) W.Line(n.AccumulateBias ? $"{At(n.BiasGrad, "i")} += db;" : $"{At(n.BiasGrad, "i")} = db;");
+            W.Close();
+        }
+        return $"global::System.Math.Max(batch * {Invariant.Format(n.Rows)}, {N})";
+    }
+
     /// <summary>An elementwise program for element <c>i</c>: loads (and the dense result) first, then the rest.</summary>
     private void Program(List<EInstr> program, string? accumulator)
     {
@@ -445,6 +594,7 @@ internal sealed class IlgpuEmitter
             BufferKind.OutputGrad => $"a.OutputGradient[{index}]",
             BufferKind.Param => $"a.Parameters[Layout.{Names.Identifier(_graph.Params[b.Param].Identifier)} + {index}]",
             BufferKind.ParamGrad => $"a.Gradients[Layout.{Names.Identifier(_graph.Params[b.Param].Identifier)} + {index}]",
+            BufferKind.State => $"a.State[Layout.{Names.Identifier("state_" + _graph.States[b.Param].Identifier)} + {index}]",
             BufferKind.Index => $"a.Indices[{_plan}.{Names.Identifier(b.Name)} * a.Capacity + {index}]",
             _ => $"a.Activations[{_plan}.{Names.Identifier(b.Name)} * a.Capacity + {index}]",
         };

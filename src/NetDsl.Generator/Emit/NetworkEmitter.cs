@@ -78,7 +78,7 @@ internal static class NetworkEmitter
         w.Line("[");
         w.Indent();
         foreach (var p in graph.Params)
-            w.Line($"new({Names.Quote(p.Name)}, Layout.{Names.Identifier(p.Identifier)}, [{string.Join(", ", p.Shape.Select(Invariant.Format))}], global::NetDsl.Runtime.ParameterInit.Uniform, {Invariant.Format(p.Bound)}),");
+            w.Line($"new({Names.Quote(p.Name)}, Layout.{Names.Identifier(p.Identifier)}, [{string.Join(", ", p.Shape.Select(Invariant.Format))}], global::NetDsl.Runtime.ParameterInit.{p.Init}, {Invariant.Format(p.Bound)}),");
         w.Outdent();
         w.Line("],");
         w.Line($"new global::NetDsl.Runtime.MemoryPlanSizes({Invariant.Format(trainingPlan.ActivationsPerSample)}, {Invariant.Format(trainingPlan.IndicesPerSample)}, {Invariant.Format(trainingPlan.Scratch)}),");
@@ -87,6 +87,14 @@ internal static class NetworkEmitter
         w.Line($"    TrainingSteps = {Invariant.Format(training.Steps.Count)},");
         w.Line($"    InferenceSteps = {Invariant.Format(inference.Steps.Count)},");
         w.Line($"    UnplannedActivationsPerSample = {Invariant.Format(trainingPlan.UnplannedPerSample)},");
+        if (graph.States.Count > 0)
+        {
+            w.Line("    States =");
+            w.Line("    [");
+            foreach (var st in graph.States)
+                w.Line($"        new({Names.Quote(st.Name)}, Layout.{Names.Identifier("state_" + st.Identifier)}, [{string.Join(", ", st.Shape.Select(Invariant.Format))}], global::NetDsl.Runtime.ParameterInit.{st.Init}, IsCount: {(st.IsCount ? "true" : "false")}),");
+            w.Line("    ],");
+        }
         w.Line("};");
         w.Outdent();
         w.Line();
@@ -129,6 +137,8 @@ internal static class NetworkEmitter
             w.Line($"public const int {Names.Identifier(p.Identifier)} = {Invariant.Format(p.Offset)}; // {p.Name} {ShapeMath.PerSample(p.Shape)}");
             w.Line($"public const int {Names.Identifier(p.Identifier + "_length")} = {Invariant.Format(p.Length)};");
         }
+        foreach (var st in graph.States)
+            w.Line($"public const int {Names.Identifier("state_" + st.Identifier)} = {Invariant.Format(st.Offset)}; // state {st.Name} {ShapeMath.PerSample(st.Shape)}");
         PlanClass("Training", training, w);
         PlanClass("Inference", inference, w);
         w.Close();

@@ -27,6 +27,28 @@ internal enum OpKind
     Add,
     Mul,
     Concat,
+    Sub,
+
+    /// <summary>A tensor of zeros (a recurrent layer's initial state).</summary>
+    Zeros,
+
+    /// <summary><c>[outer, Start..Start+n, inner]</c> of the input along <see cref="Node.Axis"/> (Select is a Slice of one, squeezed).</summary>
+    Slice,
+
+    /// <summary>Nearest-neighbour upsampling of <c>[C, H, W]</c> by <see cref="Node.Kernel"/>.</summary>
+    Upsample,
+
+    /// <summary>Batch normalization over all but <see cref="Node.Axis"/> (the channels), with running statistics.</summary>
+    BatchNorm,
+
+    /// <summary>Layer normalization over the last dimension.</summary>
+    LayerNorm,
+
+    /// <summary>Row lookup: token ids → rows of the weight.</summary>
+    Embedding,
+
+    /// <summary>Transposed convolution: Conv2d's data gradient as a forward op.</summary>
+    ConvTranspose2d,
 }
 
 /// <summary>A node of the forward graph: one primitive operation producing one tensor of a fixed per-sample shape.</summary>
@@ -75,8 +97,20 @@ internal sealed class Node
 
     public int Padding { get; set; }
 
-    /// <summary>LeakyRelu's negative slope, or Dropout's probability.</summary>
+    /// <summary>LeakyRelu's negative slope, Dropout's probability, or BatchNorm's momentum.</summary>
     public double Alpha { get; set; }
+
+    /// <summary>A second parameter (a normalization's bias), or -1.</summary>
+    public int Param2 { get; set; } = -1;
+
+    /// <summary>The first of a BatchNorm's state tensors (running mean, running variance, batches tracked), or -1.</summary>
+    public int State { get; set; } = -1;
+
+    /// <summary>A normalization's epsilon.</summary>
+    public double Eps { get; set; }
+
+    /// <summary>Where a Slice starts along its axis; a ConvTranspose2d's output padding.</summary>
+    public int Start { get; set; }
 
     public long Elements => Shapes.ShapeMath.Product(Shape);
 }
@@ -84,13 +118,17 @@ internal sealed class Node
 /// <summary>A parameter tensor in the flat parameter buffer.</summary>
 internal sealed class ParamTensor
 {
-    public ParamTensor(string name, string layer, int[] shape, double bound)
+    public ParamTensor(string name, string layer, int[] shape, double bound, string init = "Uniform")
     {
         Name = name;
         Layer = layer;
         Shape = shape;
         Bound = bound;
+        Init = init;
     }
+
+    /// <summary>The runtime's ParameterInit member: Uniform (±Bound), Normal (σ = Bound), Zeros or Ones.</summary>
+    public string Init { get; }
 
     /// <summary>The state_dict name: <c>conv1.weight</c>.</summary>
     public string Name { get; }
@@ -109,6 +147,43 @@ internal sealed class ParamTensor
     public string Identifier => Name.Replace('.', '_');
 }
 
+/// <summary>
+/// A non-trainable tensor a layer keeps between steps (PyTorch's buffers: BatchNorm's running statistics), in
+/// the network's flat state buffer.
+/// </summary>
+internal sealed class StateTensor
+{
+    public StateTensor(string name, string layer, int[] shape, string init, bool isCount)
+    {
+        Name = name;
+        Layer = layer;
+        Shape = shape;
+        Init = init;
+        IsCount = isCount;
+    }
+
+    public string Name { get; }
+
+    public string Layer { get; }
+
+    public int[] Shape { get; }
+
+    /// <summary>Zeros or Ones.</summary>
+    public string Init { get; }
+
+    /// <summary>A counter PyTorch stores as int64 (<c>num_batches_tracked</c>).</summary>
+    public bool IsCount { get; }
+
+    public int Offset { get; set; }
+
+    public int Length => (int)Shapes.ShapeMath.Product(Shape);
+
+    public string Identifier => Name.Replace('.', '_');
+}
+
+/// <summary>A layer lowered to many nodes (a recurrent layer unrolled over time), shown as one row in summaries.</summary>
+internal sealed record CompositeLayer(int First, int Last, string Kind, int Input);
+
 /// <summary>The forward graph of a network, nodes in topological (definition) order.</summary>
 internal sealed class NetworkGraph
 {
@@ -120,6 +195,22 @@ internal sealed class NetworkGraph
         Params = parameters;
         Input = input;
         Output = output;
+    }
+
+    /// <summary>Non-trainable state tensors, in state_dict order.</summary>
+    public List<StateTensor> States { get; set; } = new();
+
+    /// <summary>Layers lowered to node ranges.</summary>
+    public List<CompositeLayer> Composites { get; set; } = new();
+
+    public int StateCount
+    {
+        get
+        {
+            int n = 0;
+            foreach (var s in States) n += s.Length;
+            return n;
+        }
     }
 
     public string Name { get; }

@@ -25,7 +25,11 @@ internal sealed partial class ScheduleBuilder
     private readonly List<Step> _steps = new();
     private readonly int[] _value;
     private readonly int[] _index;
+
+    /// <summary>A normalization's saved mean buffer (its 1/σ buffer is the next one), or -1.</summary>
+    private readonly int[] _stats;
     private readonly int[] _param;
+    private readonly int[] _state;
     private readonly bool[] _alive;
     private readonly int[] _consumers;
     private readonly bool[] _requiresGrad;
@@ -40,8 +44,10 @@ internal sealed partial class ScheduleBuilder
         int n = graph.Nodes.Count;
         _value = Enumerable.Repeat(-1, n).ToArray();
         _index = Enumerable.Repeat(-1, n).ToArray();
+        _stats = Enumerable.Repeat(-1, n).ToArray();
         _grad = Enumerable.Repeat(-1, n).ToArray();
         _param = new int[graph.Params.Count];
+        _state = new int[graph.States.Count];
         _paramGrad = Enumerable.Repeat(-1, graph.Params.Count).ToArray();
         _alive = new bool[n];
         _consumers = new int[n];
@@ -52,13 +58,15 @@ internal sealed partial class ScheduleBuilder
         {
             if (!_alive[node.Id]) continue;
             foreach (int i in node.Inputs) _consumers[i]++;
-            _requiresGrad[node.Id] = node.Param >= 0 || node.Inputs.Any(i => _requiresGrad[i]);
+            _requiresGrad[node.Id] = node.Param >= 0 || node.Param2 >= 0 || node.Inputs.Any(i => _requiresGrad[i]);
         }
 
         _input = NewBuffer(BufferKind.Input, "input", graph[graph.Input].Elements, -1, graph[graph.Input].Label + " " + ShapeMath.WithBatch(graph[graph.Input].Shape));
         _output = NewBuffer(BufferKind.Output, "output", graph[graph.Output].Elements, -1, "output " + ShapeMath.WithBatch(graph[graph.Output].Shape));
         for (int p = 0; p < graph.Params.Count; p++)
             _param[p] = NewBuffer(BufferKind.Param, graph.Params[p].Identifier, 0, p, graph.Params[p].Name + " " + ShapeMath.PerSample(graph.Params[p].Shape));
+        for (int t = 0; t < graph.States.Count; t++)
+            _state[t] = NewBuffer(BufferKind.State, graph.States[t].Identifier, 0, t, graph.States[t].Name + " " + ShapeMath.PerSample(graph.States[t].Shape));
     }
 
     /// <summary>Builds the schedule of <paramref name="mode"/>: forward, then (for training) backward.</summary>
@@ -170,6 +178,96 @@ internal sealed partial class ScheduleBuilder
                         }
                         break;
                     }
+                case OpKind.ConvTranspose2d:
+                    {
+                        var g = TransposedWindow(node);
+                        int y = Result(node);
+                        Add(node, new ConvStep
+                        {
+                            Pass = ConvPass.BackwardData, Geometry = g, In = x, In2 = _param[node.Param], Out = y,
+                            Comment = $"{node.Label}: transposed conv {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} * {ShapeMath.PerSample(_graph.Params[node.Param].Shape)} → {ShapeMath.WithBatch(node.Shape)} (stride {node.Stride}, padding {node.Padding})",
+                        });
+                        break;
+                    }
+                case OpKind.Slice:
+                    {
+                        var (outer, wholeN, inner) = AxisView(_graph[node.Inputs[0]].Shape, node.Axis);
+                        int partN = (int)(node.Elements / ((long)outer * inner));
+                        int y = Result(node);
+                        Add(node, new SliceCopyStep
+                        {
+                            Backward = true, Outer = outer, PartN = partN, WholeN = wholeN, Offset = node.Start, Inner = inner, Part = y, Whole = x,
+                            Comment = $"{Display(node)}: dim {node.Axis + 1} [{node.Start}, {node.Start + partN}) of {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} → {ShapeMath.WithBatch(node.Shape)}",
+                        });
+                        break;
+                    }
+                case OpKind.Zeros:
+                    {
+                        var step = new ElementwiseStep { PerSample = (int)node.Elements, Comment = $"{Display(node)}: zeros {ShapeMath.WithBatch(node.Shape)}" };
+                        step.Emit(new EInstr(EOp.Store, step.Emit(new EInstr(EOp.Const, value: 0)), buffer: Result(node)));
+                        Add(node, step);
+                        break;
+                    }
+                case OpKind.Upsample:
+                    {
+                        var s = _graph[node.Inputs[0]].Shape;
+                        int y = Result(node);
+                        Add(node, new UpsampleStep
+                        {
+                            Channels = s[0], Height = s[1], Width = s[2], Scale = node.Kernel, In = x, Out = y,
+                            Comment = $"{node.Label}: {ShapeMath.WithBatch(s)} → {ShapeMath.WithBatch(node.Shape)}",
+                        });
+                        break;
+                    }
+                case OpKind.Embedding:
+                    {
+                        int y = Result(node);
+                        var w = _graph.Params[node.Param];
+                        Add(node, new EmbeddingStep
+                        {
+                            Tokens = (int)_graph[node.Inputs[0]].Elements, Vocabulary = w.Shape[0], Dim = w.Shape[1], Ids = x, In = _param[node.Param], Out = y,
+                            Comment = $"{node.Label}: rows of {w.Name} {ShapeMath.PerSample(w.Shape)} for the ids {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} → {ShapeMath.WithBatch(node.Shape)}",
+                        });
+                        break;
+                    }
+                case OpKind.BatchNorm:
+                    {
+                        var (_, channels, inner) = AxisView(node.Shape, 0);
+                        int y = Result(node);
+                        var step = new BatchNormStep
+                        {
+                            Pass = Training ? NormPass.Training : NormPass.Inference, Channels = channels, Inner = inner, Eps = node.Eps, Momentum = node.Alpha,
+                            In = x, Out = y, Weight = node.Param >= 0 ? _param[node.Param] : -1, Bias = node.Param2 >= 0 ? _param[node.Param2] : -1,
+                            RunningMean = _state[node.State], RunningVar = _state[node.State + 1], Count = _state[node.State + 2],
+                            Comment = $"{node.Label}: batch norm of {ShapeMath.WithBatch(node.Shape)} over all but dim 1, " + (Training ? "with the batch's statistics (the running ones updated)" : "with the running statistics"),
+                        };
+                        if (Training)
+                        {
+                            step.Mean = _stats[node.Id] = NewBuffer(BufferKind.Activation, node.Name + "_mean", channels, -1, node.Label + " batch mean [" + channels + "]");
+                            step.InvStd = NewBuffer(BufferKind.Activation, node.Name + "_invstd", channels, -1, node.Label + " batch 1/σ [" + channels + "]");
+                        }
+                        Add(node, step);
+                        break;
+                    }
+                case OpKind.LayerNorm:
+                    {
+                        int n = node.Shape[node.Shape.Length - 1];
+                        int rows = (int)(node.Elements / n);
+                        int y = Result(node);
+                        var step = new LayerNormStep
+                        {
+                            Rows = rows, N = n, Eps = node.Eps, In = x, Out = y,
+                            Weight = node.Param >= 0 ? _param[node.Param] : -1, Bias = node.Param2 >= 0 ? _param[node.Param2] : -1,
+                            Comment = $"{node.Label}: layer norm of each row of {n} in {ShapeMath.WithBatch(node.Shape)}",
+                        };
+                        if (Training && _requiresGrad[node.Id])
+                        {
+                            step.Mean = _stats[node.Id] = NewBuffer(BufferKind.Activation, node.Name + "_mean", rows, -1, node.Label + " row means " + ShapeMath.WithBatch(node.Shape.Take(node.Shape.Length - 1).ToArray()));
+                            step.InvStd = NewBuffer(BufferKind.Activation, node.Name + "_invstd", rows, -1, node.Label + " row 1/σ " + ShapeMath.WithBatch(node.Shape.Take(node.Shape.Length - 1).ToArray()));
+                        }
+                        Add(node, step);
+                        break;
+                    }
                 default:
                     ForwardElementwise(node);
                     break;
@@ -204,10 +302,12 @@ internal sealed partial class ScheduleBuilder
                 }
             case OpKind.Add:
             case OpKind.Mul:
+            case OpKind.Sub:
                 {
                     int b = step.Emit(new EInstr(EOp.Load, buffer: _value[node.Inputs[1]]));
-                    r = step.Emit(new EInstr(node.Op == OpKind.Add ? EOp.Add : EOp.Mul, a, b));
-                    step.Comment = $"{node.Label}: {_graph[node.Inputs[0]].Label} {(node.Op == OpKind.Add ? "+" : "*")} {_graph[node.Inputs[1]].Label} {ShapeMath.WithBatch(node.Shape)}";
+                    var (op, symbol) = node.Op switch { OpKind.Add => (EOp.Add, "+"), OpKind.Sub => (EOp.Sub, "-"), _ => (EOp.Mul, "*") };
+                    r = step.Emit(new EInstr(op, a, b));
+                    step.Comment = $"{Display(node)}: {Display(_graph[node.Inputs[0]])} {symbol} {Display(_graph[node.Inputs[1]])} {ShapeMath.WithBatch(node.Shape)}";
                     break;
                 }
             case OpKind.Dropout:
@@ -228,7 +328,7 @@ internal sealed partial class ScheduleBuilder
                         _ => EOp.Gelu,
                     };
                     r = step.Emit(new EInstr(op, a, value: node.Alpha));
-                    step.Comment = $"{node.Label}: {ShapeMath.WithBatch(node.Shape)}";
+                    step.Comment = $"{Display(node)}: {ShapeMath.WithBatch(node.Shape)}";
                     break;
                 }
         }
@@ -258,6 +358,13 @@ internal sealed partial class ScheduleBuilder
     {
         step.Nodes.Add(node.Id);
         _steps.Add(step);
+    }
+
+    /// <summary>A ConvTranspose2d as the convolution whose data gradient it is: that convolution maps the output's shape to the input's.</summary>
+    private WindowGeometry TransposedWindow(Node node)
+    {
+        int[] s = _graph[node.Inputs[0]].Shape;
+        return new WindowGeometry(node.Shape[0], node.Shape[1], node.Shape[2], s[0], s[1], s[2], node.Kernel, node.Stride, node.Padding);
     }
 
     private WindowGeometry Window(Node node)

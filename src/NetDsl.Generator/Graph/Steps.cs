@@ -29,6 +29,9 @@ internal enum BufferKind
 
     /// <summary>A parameter's gradient, at the parameter's offset in the flat gradient buffer.</summary>
     ParamGrad,
+
+    /// <summary>A non-trainable state tensor (running statistics) in the network's flat state buffer; <see cref="ScheduleBuffer.Param"/> is its index.</summary>
+    State,
 }
 
 /// <summary>A logical buffer. Batch-scaled kinds hold <see cref="PerSample"/> elements per sample.</summary>
@@ -303,8 +306,10 @@ internal sealed class BiasGradStep : Step
 }
 
 /// <summary>
-/// Copies a part into its slice of a concatenation (forward), or the slice's gradient back into the part's
-/// gradient (backward). Per sample the whole is <c>[outer, wholeN, inner]</c> and the part <c>[outer, partN, inner]</c>.
+/// Copies a part into its slice of a whole (<see cref="Backward"/> false: Concat's forward, Slice's gradient,
+/// adding when <see cref="Accumulate"/>), or a slice of the whole into the part (<see cref="Backward"/> true:
+/// Slice's forward, Concat's gradient). Per sample the whole is <c>[outer, wholeN, inner]</c> and the part
+/// <c>[outer, partN, inner]</c>.
 /// </summary>
 internal sealed class SliceCopyStep : Step
 {
@@ -326,9 +331,228 @@ internal sealed class SliceCopyStep : Step
 
     public bool Accumulate { get; set; }
 
-    public override IEnumerable<int> Reads => Backward ? (Accumulate ? new[] { Whole, Part } : new[] { Whole }) : new[] { Part };
+    public override IEnumerable<int> Reads => Backward ? (Accumulate ? new[] { Whole, Part } : new[] { Whole }) : (Accumulate ? new[] { Part, Whole } : new[] { Part });
 
     public override IEnumerable<int> Writes => Backward ? new[] { Part } : new[] { Whole };
+}
+
+/// <summary>
+/// Batch normalization of <c>[B, C, inner]</c> per channel. Training forward: batch statistics into
+/// <see cref="Mean"/>/<see cref="InvStd"/> (first C elements), running statistics updated in place. Inference
+/// forward: the running statistics. Backward: <c>dX</c>, <c>dγ</c> and <c>dβ</c> from the saved input and statistics.
+/// </summary>
+internal sealed class BatchNormStep : Step
+{
+    public NormPass Pass { get; set; }
+
+    public int Channels { get; set; }
+
+    public int Inner { get; set; }
+
+    public double Eps { get; set; }
+
+    public double Momentum { get; set; }
+
+    /// <summary>The input X (all passes).</summary>
+    public int In { get; set; }
+
+    /// <summary>Backward: dY.</summary>
+    public int InGrad { get; set; } = -1;
+
+    /// <summary>Forward: Y. Backward: dX or -1.</summary>
+    public int Out { get; set; } = -1;
+
+    public int Weight { get; set; } = -1;
+
+    public int Bias { get; set; } = -1;
+
+    /// <summary>Backward: dγ, dβ or -1.</summary>
+    public int WeightGrad { get; set; } = -1;
+
+    public int BiasGrad { get; set; } = -1;
+
+    public bool AccumulateInput { get; set; }
+
+    public bool AccumulateWeight { get; set; }
+
+    public bool AccumulateBias { get; set; }
+
+    public int Mean { get; set; } = -1;
+
+    public int InvStd { get; set; } = -1;
+
+    /// <summary>Running mean, running variance and batches tracked (state buffers).</summary>
+    public int RunningMean { get; set; } = -1;
+
+    public int RunningVar { get; set; } = -1;
+
+    public int Count { get; set; } = -1;
+
+    public override IEnumerable<int> Reads
+    {
+        get
+        {
+            var r = new List<int> { In };
+            if (Weight >= 0) r.Add(Weight);
+            if (Pass != NormPass.Backward && Bias >= 0) r.Add(Bias);
+            if (Pass == NormPass.Inference) r.AddRange(new[] { RunningMean, RunningVar });
+            if (Pass == NormPass.Training) r.AddRange(new[] { RunningMean, RunningVar, Count });
+            if (Pass == NormPass.Backward)
+            {
+                r.AddRange(new[] { InGrad, Mean, InvStd });
+                if (AccumulateInput && Out >= 0) r.Add(Out);
+                if (AccumulateWeight && WeightGrad >= 0) r.Add(WeightGrad);
+                if (AccumulateBias && BiasGrad >= 0) r.Add(BiasGrad);
+            }
+            return r;
+        }
+    }
+
+    public override IEnumerable<int> Writes
+    {
+        get
+        {
+            var w = new List<int>();
+            if (Out >= 0) w.Add(Out);
+            if (Pass == NormPass.Training) w.AddRange(new[] { Mean, InvStd, RunningMean, RunningVar, Count });
+            if (WeightGrad >= 0) w.Add(WeightGrad);
+            if (BiasGrad >= 0) w.Add(BiasGrad);
+            return w;
+        }
+    }
+}
+
+internal enum NormPass
+{
+    Training,
+    Inference,
+    Backward,
+}
+
+/// <summary>
+/// Layer normalization of rows of <see cref="N"/> elements (<see cref="Rows"/> per sample). Forward saves each
+/// row's mean and 1/σ (training); backward gives <c>dX</c>, <c>dγ</c>, <c>dβ</c>.
+/// </summary>
+internal sealed class LayerNormStep : Step
+{
+    public bool Backward { get; set; }
+
+    public int Rows { get; set; }
+
+    public int N { get; set; }
+
+    public double Eps { get; set; }
+
+    public int In { get; set; }
+
+    public int InGrad { get; set; } = -1;
+
+    public int Out { get; set; } = -1;
+
+    public int Weight { get; set; } = -1;
+
+    public int Bias { get; set; } = -1;
+
+    public int WeightGrad { get; set; } = -1;
+
+    public int BiasGrad { get; set; } = -1;
+
+    public bool AccumulateInput { get; set; }
+
+    public bool AccumulateWeight { get; set; }
+
+    public bool AccumulateBias { get; set; }
+
+    /// <summary>Per-row statistics (training only; -1 in inference).</summary>
+    public int Mean { get; set; } = -1;
+
+    public int InvStd { get; set; } = -1;
+
+    public override IEnumerable<int> Reads
+    {
+        get
+        {
+            var r = new List<int> { In };
+            if (Weight >= 0) r.Add(Weight);
+            if (!Backward && Bias >= 0) r.Add(Bias);
+            if (Backward)
+            {
+                r.AddRange(new[] { InGrad, Mean, InvStd });
+                if (AccumulateInput && Out >= 0) r.Add(Out);
+                if (AccumulateWeight && WeightGrad >= 0) r.Add(WeightGrad);
+                if (AccumulateBias && BiasGrad >= 0) r.Add(BiasGrad);
+            }
+            return r;
+        }
+    }
+
+    public override IEnumerable<int> Writes
+    {
+        get
+        {
+            var w = new List<int>();
+            if (Out >= 0) w.Add(Out);
+            if (!Backward && Mean >= 0) w.AddRange(new[] { Mean, InvStd });
+            if (WeightGrad >= 0) w.Add(WeightGrad);
+            if (BiasGrad >= 0) w.Add(BiasGrad);
+            return w;
+        }
+    }
+}
+
+/// <summary>
+/// Embedding lookup: forward <c>Y[t] = W[ids[t]]</c> for <see cref="Tokens"/> ids per sample; backward
+/// <c>dW (+)= Σ_t onehot(ids[t]) ⊗ dY[t]</c>.
+/// </summary>
+internal sealed class EmbeddingStep : Step
+{
+    public bool Backward { get; set; }
+
+    public int Tokens { get; set; }
+
+    public int Vocabulary { get; set; }
+
+    public int Dim { get; set; }
+
+    /// <summary>The ids.</summary>
+    public int Ids { get; set; }
+
+    /// <summary>Forward: W. Backward: dY.</summary>
+    public int In { get; set; }
+
+    /// <summary>Forward: Y. Backward: dW.</summary>
+    public int Out { get; set; }
+
+    public bool Accumulate { get; set; }
+
+    public override IEnumerable<int> Reads => Accumulate ? new[] { Ids, In, Out } : new[] { Ids, In };
+
+    public override IEnumerable<int> Writes => new[] { Out };
+}
+
+/// <summary>Nearest upsampling of <c>[C, H, W]</c> by <see cref="Scale"/> (forward), or its gradient (sums of s×s blocks).</summary>
+internal sealed class UpsampleStep : Step
+{
+    public bool Backward { get; set; }
+
+    public int Channels { get; set; }
+
+    /// <summary>The small (input) height and width.</summary>
+    public int Height { get; set; }
+
+    public int Width { get; set; }
+
+    public int Scale { get; set; }
+
+    public int In { get; set; }
+
+    public int Out { get; set; }
+
+    public bool Accumulate { get; set; }
+
+    public override IEnumerable<int> Reads => Accumulate ? new[] { In, Out } : new[] { In };
+
+    public override IEnumerable<int> Writes => new[] { Out };
 }
 
 internal sealed class WindowGeometry
@@ -383,6 +607,9 @@ internal enum EOp
     Const,
     Add,
     Mul,
+
+    /// <summary><c>a − b</c>.</summary>
+    Sub,
     Relu,
     LeakyRelu,
     Sigmoid,

@@ -49,12 +49,22 @@ internal static class OpCatalog
         ["Add"] = new("Add", new[] { new OpParam("a", OpParamKind.Tensor), new OpParam("b", OpParamKind.Tensor) }),
         ["Multiply"] = new("Multiply", new[] { new OpParam("a", OpParamKind.Tensor), new OpParam("b", OpParamKind.Tensor) }),
         ["Concat"] = new("Concat", new[] { new OpParam("tensors", OpParamKind.TensorArray), OpParam.Optional("dim", OpParamKind.Int, 1) }),
+        ["Subtract"] = new("Subtract", new[] { new OpParam("a", OpParamKind.Tensor), new OpParam("b", OpParamKind.Tensor) }),
+        ["Upsample"] = new("Upsample", new[] { X, new OpParam("scale", OpParamKind.Int) }),
+        ["Slice"] = new("Slice", new[] { X, new OpParam("dim", OpParamKind.Int), new OpParam("start", OpParamKind.Int), new OpParam("length", OpParamKind.Int) }),
+        ["Select"] = new("Select", new[] { X, new OpParam("dim", OpParamKind.Int), new OpParam("index", OpParamKind.Int) }),
     };
 
     /// <summary>The operation names, sorted, for messages.</summary>
     public static IReadOnlyList<string> Names { get; } = SortedNames();
 
     public static bool TryGet(string name, out OpSignature signature) => Ops.TryGetValue(name, out signature!);
+
+    /// <summary>The layer types this generator compiles (NetDsl's Layer subclasses).</summary>
+    public static IReadOnlyCollection<string> Layers { get; } = new[]
+    {
+        "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "Rnn", "Gru", "Lstm",
+    };
 
     private static string[] SortedNames()
     {

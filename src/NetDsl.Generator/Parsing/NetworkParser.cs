@@ -182,9 +182,9 @@ internal sealed class NetworkParser
             int span = Span(syntax.Identifier.GetLocation());
             _layerNames.Add(field.Name);
             string kind = field.Type.Name;
-            if (kind != "Linear" && kind != "Conv2d")
+            if (!OpCatalog.Layers.Contains(kind))
             {
-                Report(Descriptors.UnsupportedExpression, span, field.Type.ToDisplayString(), "this version of the NetDsl generator knows the layers Linear and Conv2d");
+                Report(Descriptors.UnsupportedExpression, span, field.Type.ToDisplayString(), "this version of the NetDsl generator knows the layers " + string.Join(", ", OpCatalog.Layers));
                 continue;
             }
             if (syntax.Initializer is null)
@@ -337,12 +337,12 @@ internal sealed class NetworkParser
                 return ReadExpr(p.Expression);
             case IdentifierNameSyntax id:
                 return new ExprSpec(ExprKind.Variable, id.Identifier.ValueText, EquatableArray<ExprSpec>.Empty, EquatableArray<ArgSpec>.Empty, span);
-            case BinaryExpressionSyntax bin when bin.IsKind(SyntaxKind.AddExpression) || bin.IsKind(SyntaxKind.MultiplyExpression):
+            case BinaryExpressionSyntax bin when bin.IsKind(SyntaxKind.AddExpression) || bin.IsKind(SyntaxKind.MultiplyExpression) || bin.IsKind(SyntaxKind.SubtractExpression):
                 {
                     var left = ReadExpr(bin.Left);
                     var right = ReadExpr(bin.Right);
                     if (left is null || right is null) return null;
-                    string name = bin.IsKind(SyntaxKind.AddExpression) ? "Add" : "Multiply";
+                    string name = bin.IsKind(SyntaxKind.AddExpression) ? "Add" : bin.IsKind(SyntaxKind.SubtractExpression) ? "Subtract" : "Multiply";
                     return new ExprSpec(ExprKind.Op, name, new EquatableArray<ExprSpec>(new[] { left, right }), EquatableArray<ArgSpec>.Empty, Span(bin.OperatorToken.GetLocation()));
                 }
             case InvocationExpressionSyntax call:
@@ -351,7 +351,7 @@ internal sealed class NetworkParser
                 return ReadArray(syntax, span);
             default:
                 Report(Descriptors.UnsupportedExpression, span, Shorten(syntax.ToString()),
-                    "Forward combines tensors with layer.Apply(x), the operations " + string.Join(", ", OpCatalog.Names) + ", and the operators + and *");
+                    "Forward combines tensors with layer.Apply(x), the operations " + string.Join(", ", OpCatalog.Names) + ", and the operators +, - and *");
                 return null;
         }
     }

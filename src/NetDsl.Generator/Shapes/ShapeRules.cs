@@ -52,6 +52,65 @@ internal sealed class ShapeRules
         return Window(layer, "conv2d", outChannels, kernel, stride, padding, input, span);
     }
 
+    /// <summary>
+    /// A layer that reads the features at per-sample axis <paramref name="axis"/> of a tensor of one of
+    /// <paramref name="ranks"/> (BatchNorm: the channels at axis 0; LayerNorm and recurrent layers: the last axis).
+    /// </summary>
+    public int[]? Features(string layer, int features, string what, int[] ranks, string expectedShape, int input, int span, bool last = false)
+    {
+        int[] s = _nodes[input].Shape;
+        if (Array.IndexOf(ranks, s.Length) < 0)
+            return Fail(DiagnosticInfo.Create(Descriptors.RankMismatch.Id, span, layer, expectedShape, ShapeMath.WithBatch(s), "", Trail(input)));
+        int axis = last ? s.Length - 1 : 0;
+        if (s[axis] != features)
+            return Fail(DiagnosticInfo.Create(Descriptors.FeatureMismatch.Id, span, layer,
+                Invariant.Format(features) + " " + what, Invariant.Format(s[axis]) + " " + what + " " + ShapeMath.WithBatch(s), Trail(input)));
+        return s;
+    }
+
+    /// <summary>ConvTranspose2d: <c>[C, H, W] → [O, (H−1)·s − 2p + k + op, …]</c>.</summary>
+    public int[]? ConvTranspose2d(string layer, int inChannels, int outChannels, int kernel, int stride, int padding, int outputPadding, int input, int span)
+    {
+        var s = Features(layer, inChannels, "input channels", new[] { 3 }, "an image batch [B," + Invariant.Format(inChannels) + ",H,W]", input, span);
+        if (s is null) return null;
+        long oh = (long)(s[1] - 1) * stride - 2L * padding + kernel + outputPadding;
+        long ow = (long)(s[2] - 1) * stride - 2L * padding + kernel + outputPadding;
+        if (oh < 1 || ow < 1)
+            return Fail(DiagnosticInfo.Create(Descriptors.InvalidArgument.Id, span, layer, "padding", Invariant.Format(padding),
+                "a padding that leaves an output: on " + ShapeMath.WithBatch(s) + " the output would be " + Invariant.Format(oh) + "x" + Invariant.Format(ow)));
+        if (oh > ShapeMath.MaxElements || ow > ShapeMath.MaxElements) return new[] { outChannels, int.MaxValue, int.MaxValue };
+        return new[] { outChannels, (int)oh, (int)ow };
+    }
+
+    /// <summary>Upsample (nearest): <c>[C, H, W] → [C, H·s, W·s]</c>.</summary>
+    public int[]? Upsample(string label, int scale, int input, int span)
+    {
+        int[] s = _nodes[input].Shape;
+        if (s.Length != 3)
+            return Fail(DiagnosticInfo.Create(Descriptors.RankMismatch.Id, span, label, "an image batch [B,C,H,W]", ShapeMath.WithBatch(s), "", Trail(input)));
+        long h = (long)s[1] * scale, w = (long)s[2] * scale;
+        return new[] { s[0], (int)Math.Min(h, int.MaxValue), (int)Math.Min(w, int.MaxValue) };
+    }
+
+    /// <summary>Slice: <c>[start, start + length)</c> along a per-sample axis; null length squeezes the axis (Select).</summary>
+    public int[]? Slice(string op, int axis, int start, int length, bool squeeze, int input, int span)
+    {
+        int[] s = _nodes[input].Shape;
+        int n = s[axis];
+        if (start < 0 || start >= n || length < 1 || (long)start + length > n)
+        {
+            string expected = squeeze
+                ? "an index from 0 to " + Invariant.Format(n - 1) + " (or -1 to -" + Invariant.Format(n) + ")"
+                : "a start of 0 or more and a length of 1 or more with start + length at most " + Invariant.Format(n);
+            string what = squeeze ? "index " + Invariant.Format(start) : "range [" + Invariant.Format(start) + ", " + Invariant.Format((long)start + length) + ")";
+            return Fail(DiagnosticInfo.Create(Descriptors.IndexOutOfRange.Id, span, op, what, Invariant.Format(axis + 1), ShapeMath.WithBatch(s), expected, Trail(input)));
+        }
+        var output = new List<int>(s);
+        if (squeeze) output.RemoveAt(axis);
+        else output[axis] = length;
+        return output.ToArray();
+    }
+
     // ---- operations ----------------------------------------------------------------------------------------
 
     /// <summary>Max or average pooling: <c>[C, H, W] → [C, OH, OW]</c>.</summary>

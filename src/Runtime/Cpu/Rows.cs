@@ -82,12 +82,17 @@ public static class Rows
     /// Copies <paramref name="part"/>, viewed as <c>[outer, partN·inner]</c>, into columns
     /// <c>[offset·inner, (offset+partN)·inner)</c> of <paramref name="whole"/>, viewed as <c>[outer, wholeN·inner]</c>.
     /// </summary>
-    public static void CopyIntoSlice<T>(int outer, int partN, int wholeN, int offset, int inner, ReadOnlySpan<T> part, Span<T> whole)
+    public static void CopyIntoSlice<T>(int outer, int partN, int wholeN, int offset, int inner, ReadOnlySpan<T> part, Span<T> whole, bool accumulate = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int partRow = partN * inner, wholeRow = wholeN * inner;
         for (int o = 0; o < outer; o++)
-            part.Slice(o * partRow, partRow).CopyTo(whole.Slice(o * wholeRow + offset * inner, partRow));
+        {
+            ReadOnlySpan<T> src = part.Slice(o * partRow, partRow);
+            Span<T> dst = whole.Slice(o * wholeRow + offset * inner, partRow);
+            if (accumulate) AddTo(src, dst);
+            else src.CopyTo(dst);
+        }
     }
 
     /// <summary>The reverse of <see cref="CopyIntoSlice"/>: <c>part (+)= whole[:, slice]</c>.</summary>

@@ -225,3 +225,131 @@ public partial class SeedCnn
         return fc2.Apply(x);
     }
 }
+
+// ---- issue 5: normalization, embeddings, recurrent layers, decoders ------------------------------------------
+
+[Network]
+public partial class BatchNorm2dNet
+{
+    readonly Conv2d conv = new(2, 3, kernel: 3, padding: 1);
+    readonly BatchNorm2d bn = new(3);
+    readonly Linear fc = new(3 * 4 * 4, 4);
+    Tensor Forward([Shape(2, 4, 4)] Tensor x) => fc.Apply(Flatten(Relu(bn.Apply(conv.Apply(x)))));
+}
+
+[Network]
+public partial class BatchNorm1dNet
+{
+    readonly Linear fc1 = new(5, 6);
+    readonly BatchNorm1d bn = new(6, momentum: 0.2f);
+    readonly Linear fc2 = new(6, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc2.Apply(Tanh(bn.Apply(fc1.Apply(x))));
+}
+
+[Network]
+public partial class BatchNorm1dSequenceNet
+{
+    readonly BatchNorm1d bn = new(3, affine: false);
+    readonly Linear fc = new(12, 4);
+    Tensor Forward([Shape(3, 4)] Tensor x) => fc.Apply(Flatten(bn.Apply(x)));
+}
+
+[Network]
+public partial class LayerNormNet
+{
+    readonly Linear fc1 = new(5, 6);
+    readonly LayerNorm norm = new(6);
+    readonly Linear fc2 = new(6, 4);
+    Tensor Forward([Shape(5)] Tensor x) => fc2.Apply(Gelu(norm.Apply(fc1.Apply(x))));
+}
+
+[Network]
+public partial class LayerNormSequenceNet
+{
+    readonly Linear fc1 = new(4, 5);
+    readonly LayerNorm norm = new(5, eps: 1e-3f);
+    readonly Linear fc2 = new(15, 3);
+    Tensor Forward([Shape(3, 4)] Tensor x) => fc2.Apply(Flatten(norm.Apply(fc1.Apply(x))));
+}
+
+[Network]
+public partial class EmbeddingNet
+{
+    readonly Embedding embed = new(10, 3);
+    readonly Linear fc = new(12, 4);
+    Tensor Forward([Shape(4)] Tensor tokens) => fc.Apply(Flatten(embed.Apply(tokens)));
+}
+
+[Network]
+public partial class ConvTransposeNet
+{
+    readonly ConvTranspose2d up = new(2, 3, kernel: 3, stride: 2, padding: 1, outputPadding: 1);
+    readonly Linear fc = new(3 * 6 * 6, 4);
+    Tensor Forward([Shape(2, 3, 3)] Tensor x) => fc.Apply(Flatten(Tanh(up.Apply(x))));
+}
+
+[Network]
+public partial class ConvTransposeChainNet
+{
+    readonly Conv2d conv = new(2, 3, kernel: 1);
+    readonly ConvTranspose2d up = new(3, 2, kernel: 2, stride: 2, bias: false);
+    readonly Linear fc = new(2 * 6 * 6, 3);
+    Tensor Forward([Shape(2, 3, 3)] Tensor x) => fc.Apply(Flatten(up.Apply(Relu(conv.Apply(x)))));
+}
+
+[Network]
+public partial class UpsampleNet
+{
+    readonly Conv2d conv1 = new(2, 2, kernel: 1);
+    readonly Conv2d conv2 = new(2, 1, kernel: 3, padding: 1);
+    readonly Linear fc = new(36, 3);
+    Tensor Forward([Shape(2, 3, 3)] Tensor x) => fc.Apply(Flatten(conv2.Apply(Upsample(conv1.Apply(x), 2))));
+}
+
+[Network]
+public partial class SliceSelectSubtractNet
+{
+    readonly Linear fc2 = new(3, 4);
+    readonly Linear seq = new(4, 6);
+
+    Tensor Forward([Shape(3, 4)] Tensor x)
+    {
+        var h = seq.Apply(x);                          // [B,3,6]
+        var last = Select(h, dim: 1, index: -1);       // [B,6]
+        var first = Select(h, dim: 1, index: 0);       // [B,6]
+        var d = Slice(Tanh(last), dim: 1, start: 1, length: 3) - Slice(first, dim: 1, start: 3, length: 3);
+        return fc2.Apply(d);
+    }
+}
+
+[Network]
+public partial class RnnNet
+{
+    readonly Rnn rnn = new(3, 5);
+    readonly Linear fc = new(5, 3);
+    Tensor Forward([Shape(4, 3)] Tensor x) => fc.Apply(Select(rnn.Apply(x), dim: 1, index: -1));
+}
+
+[Network]
+public partial class GruNet
+{
+    readonly Gru gru = new(3, 4);
+    readonly Linear fc = new(4, 3);
+    Tensor Forward([Shape(4, 3)] Tensor x) => fc.Apply(Select(gru.Apply(x), dim: 1, index: -1));
+}
+
+[Network]
+public partial class LstmNet
+{
+    readonly Lstm lstm = new(3, 4);
+    readonly Linear fc = new(4, 3);
+    Tensor Forward([Shape(4, 3)] Tensor x) => fc.Apply(Select(lstm.Apply(x), dim: 1, index: -1));
+}
+
+[Network]
+public partial class LstmAllStatesNet
+{
+    readonly Lstm lstm = new(2, 3, bias: false);
+    readonly Linear fc = new(9, 3);
+    Tensor Forward([Shape(3, 2)] Tensor x) => fc.Apply(Flatten(lstm.Apply(x)));
+}
