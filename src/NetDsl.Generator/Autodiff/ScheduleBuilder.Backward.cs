@@ -59,7 +59,7 @@ internal sealed partial class ScheduleBuilder
                     Contribute(node, xNode, (dx, acc) => new GemmStep
                     {
                         M = Extent.Batch(rows), N = Extent.Fixed(k), K = Extent.Fixed(n), A = dy, B = _param[node.Param], C = dx, Accumulate = acc,
-                        Comment = $"d{node.Label} input: d{ShapeMath.WithBatch(node.Shape)}·{w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
+                        Comment = $"d{Display(node)} input: d{ShapeMath.WithBatch(node.Shape)}·{w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
                     });
                     break;
                 }
@@ -87,7 +87,7 @@ internal sealed partial class ScheduleBuilder
                     Contribute(node, xNode, (dx, acc) => new ConvStep
                     {
                         Pass = ConvPass.BackwardData, Geometry = g, In = dy, In2 = _param[node.Param], Out = dx, Accumulate = acc,
-                        Comment = $"d{node.Label} input: transposed conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
+                        Comment = $"d{Display(node)} input: transposed conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
                     });
                     break;
                 }
@@ -98,7 +98,7 @@ internal sealed partial class ScheduleBuilder
                     Contribute(node, xNode, (dx, acc) => new PoolStep
                     {
                         Max = max, Backward = true, Geometry = Window(node), In = dy, Out = dx, Index = max ? _index[node.Id] : -1, Accumulate = acc,
-                        Comment = $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} → {ShapeMath.WithBatch(_graph[xNode].Shape)}" + (max ? " through the recorded max positions" : " spread evenly"),
+                        Comment = $"d{Display(node)}: d{ShapeMath.WithBatch(node.Shape)} → {ShapeMath.WithBatch(_graph[xNode].Shape)}" + (max ? " through the recorded max positions" : " spread evenly"),
                     });
                     break;
                 }
@@ -112,7 +112,7 @@ internal sealed partial class ScheduleBuilder
                     Contribute(node, xNode, (dx, acc) => new SoftmaxStep
                     {
                         Log = node.Op == OpKind.LogSoftmax, Backward = true, Outer = outer, N = n, Inner = inner, In = y, InGrad = dy, Out = dx, Accumulate = acc,
-                        Comment = $"d{node.Label}: from its output {ShapeMath.WithBatch(node.Shape)}",
+                        Comment = $"d{Display(node)}: from its output {ShapeMath.WithBatch(node.Shape)}",
                     });
                     break;
                 }
@@ -126,7 +126,7 @@ internal sealed partial class ScheduleBuilder
                         Contribute(node, part, (dp, acc) => new SliceCopyStep
                         {
                             Backward = true, Outer = outer, PartN = partN, WholeN = wholeN, Offset = at, Inner = inner, Part = dp, Whole = dy, Accumulate = acc,
-                            Comment = $"d{node.Label}: dim {node.Axis + 1} [{at}, {at + partN}) of d{ShapeMath.WithBatch(node.Shape)} → d{_graph[part].Label}",
+                            Comment = $"d{Display(node)}: dim {node.Axis + 1} [{at}, {at + partN}) of d{ShapeMath.WithBatch(node.Shape)} → d{Display(_graph[part])}",
                         });
                         offset += partN;
                     }
@@ -139,38 +139,38 @@ internal sealed partial class ScheduleBuilder
             case OpKind.Mul:
                 {
                     int a = node.Inputs[0], b = node.Inputs[1];
-                    ContributeElementwise(node, a, $"d{node.Label} left: d{ShapeMath.WithBatch(node.Shape)} * {_graph[b].Label}",
+                    ContributeElementwise(node, a, $"d{Display(node)} left: d{ShapeMath.WithBatch(node.Shape)} * {Display(_graph[b])}",
                         s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.Load, buffer: dy)), s.Emit(new EInstr(EOp.Load, buffer: _value[b])))));
-                    ContributeElementwise(node, b, $"d{node.Label} right: d{ShapeMath.WithBatch(node.Shape)} * {_graph[a].Label}",
+                    ContributeElementwise(node, b, $"d{Display(node)} right: d{ShapeMath.WithBatch(node.Shape)} * {Display(_graph[a])}",
                         s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.Load, buffer: dy)), s.Emit(new EInstr(EOp.Load, buffer: _value[a])))));
                     break;
                 }
             case OpKind.Relu:
-                ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} where the output is positive",
+                ContributeElementwise(node, xNode, $"d{Display(node)}: d{ShapeMath.WithBatch(node.Shape)} where the output is positive",
                     s => s.Emit(new EInstr(EOp.PositiveMask, s.Emit(new EInstr(EOp.Load, buffer: y)), s.Emit(new EInstr(EOp.Load, buffer: dy)))));
                 break;
             case OpKind.LeakyRelu:
                 {
                     // With a positive slope the output's sign equals the input's, so the output (kept anyway) serves.
                     int sign = node.Alpha > 0 ? y : x;
-                    ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)}, scaled by {Invariant.Format(node.Alpha)} where the input is not positive",
+                    ContributeElementwise(node, xNode, $"d{Display(node)}: d{ShapeMath.WithBatch(node.Shape)}, scaled by {Invariant.Format(node.Alpha)} where the input is not positive",
                         s => s.Emit(new EInstr(EOp.LeakyMask, s.Emit(new EInstr(EOp.Load, buffer: sign)), s.Emit(new EInstr(EOp.Load, buffer: dy)), value: node.Alpha)));
                     break;
                 }
             case OpKind.Sigmoid:
-                ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} * y(1 - y)",
+                ContributeElementwise(node, xNode, $"d{Display(node)}: d{ShapeMath.WithBatch(node.Shape)} * y(1 - y)",
                     s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.SigmoidGrad, s.Emit(new EInstr(EOp.Load, buffer: y)))), s.Emit(new EInstr(EOp.Load, buffer: dy)))));
                 break;
             case OpKind.Tanh:
-                ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} * (1 - y²)",
+                ContributeElementwise(node, xNode, $"d{Display(node)}: d{ShapeMath.WithBatch(node.Shape)} * (1 - y²)",
                     s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.TanhGrad, s.Emit(new EInstr(EOp.Load, buffer: y)))), s.Emit(new EInstr(EOp.Load, buffer: dy)))));
                 break;
             case OpKind.Gelu:
-                ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} * GELU'(x)",
+                ContributeElementwise(node, xNode, $"d{Display(node)}: d{ShapeMath.WithBatch(node.Shape)} * GELU'(x)",
                     s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.GeluGrad, s.Emit(new EInstr(EOp.Load, buffer: x)))), s.Emit(new EInstr(EOp.Load, buffer: dy)))));
                 break;
             case OpKind.Dropout:
-                ContributeElementwise(node, xNode, $"d{node.Label}: d{ShapeMath.WithBatch(node.Shape)} * the forward mask (recomputed from the step's seed)",
+                ContributeElementwise(node, xNode, $"d{Display(node)}: d{ShapeMath.WithBatch(node.Shape)} * the forward mask (recomputed from the step's seed)",
                     s => s.Emit(new EInstr(EOp.Mul, s.Emit(new EInstr(EOp.Load, buffer: dy)), s.Emit(new EInstr(EOp.DropoutScale, value: node.Alpha) { Seed = node.Id }))));
                 break;
             case OpKind.Sub:
@@ -201,7 +201,7 @@ internal sealed partial class ScheduleBuilder
                     Contribute(node, xNode, (dx, acc) => new UpsampleStep
                     {
                         Backward = true, Channels = s[0], Height = s[1], Width = s[2], Scale = node.Kernel, In = dy, Out = dx, Accumulate = acc,
-                        Comment = $"d{node.Label}: each {node.Kernel}x{node.Kernel} block of d{ShapeMath.WithBatch(node.Shape)} summed → {ShapeMath.WithBatch(s)}",
+                        Comment = $"d{Display(node)}: each {node.Kernel}x{node.Kernel} block of d{ShapeMath.WithBatch(node.Shape)} summed → {ShapeMath.WithBatch(s)}",
                     });
                     break;
                 }
@@ -231,7 +231,7 @@ internal sealed partial class ScheduleBuilder
                         Contribute(node, xNode, (dx, acc) => new ConvStep
                         {
                             Pass = ConvPass.Forward, Geometry = g, In = dy, In2 = _param[node.Param], Out = dx,
-                            Comment = $"d{node.Label} input: conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
+                            Comment = $"d{Display(node)} input: conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
                         });
                     }
                     else
@@ -241,9 +241,9 @@ internal sealed partial class ScheduleBuilder
                         Add(node, new ConvStep
                         {
                             Pass = ConvPass.Forward, Geometry = g, In = dy, In2 = _param[node.Param], Out = tmp,
-                            Comment = $"d{node.Label} input: conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
+                            Comment = $"d{Display(node)} input: conv of d{ShapeMath.WithBatch(node.Shape)} with {w} → {ShapeMath.WithBatch(_graph[xNode].Shape)}",
                         });
-                        ContributeElementwise(node, xNode, $"d{Display(_graph[xNode])} += d{node.Label} input", st => st.Emit(new EInstr(EOp.Load, buffer: tmp)));
+                        ContributeElementwise(node, xNode, $"d{Display(_graph[xNode])} += d{Display(node)} input", st => st.Emit(new EInstr(EOp.Load, buffer: tmp)));
                     }
                     break;
                 }

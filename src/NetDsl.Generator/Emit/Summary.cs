@@ -54,6 +54,19 @@ internal sealed class Summary
         {
             if (!alive[node.Id]) continue;
             flops += Flops(graph, node);
+            var composite = graph.Composites.FirstOrDefault(c => node.Id >= c.First && node.Id <= c.Last);
+            if (composite is not null)
+            {
+                // A recurrent layer is one row, at its first node.
+                if (node.Id == composite.First)
+                {
+                    var owned = graph.Params.Select((p, i) => (p, i)).Where(t => t.p.Layer == node.Layer).ToList();
+                    bool first = owned.All(t => counted.Add(t.i));
+                    rows.Add(new SummaryRow(graph[composite.Last].Label, composite.Kind, ShapeMath.WithBatch(graph[composite.Input].Shape), ShapeMath.WithBatch(graph[composite.Last].Shape),
+                        first ? Invariant.Grouped(owned.Sum(t => (long)t.p.Length)) : "shared"));
+                }
+                continue;
+            }
             switch (node.Op)
             {
                 case OpKind.Input:
@@ -63,12 +76,22 @@ internal sealed class Summary
                     break; // part of its layer's row
                 case OpKind.MatMul:
                 case OpKind.Conv2d:
+                case OpKind.ConvTranspose2d:
+                case OpKind.BatchNorm:
+                case OpKind.LayerNorm:
+                case OpKind.Embedding:
                     {
                         // The layer's row ends at its bias when it has one.
                         var last = graph.Nodes.FirstOrDefault(n => n.Op == OpKind.BiasAdd && n.Inputs[0] == node.Id) ?? node;
-                        string op = node.Op == OpKind.MatMul
-                            ? "Linear"
-                            : $"Conv2d(k{node.Kernel}, s{node.Stride}, p{node.Padding})";
+                        string op = node.Op switch
+                        {
+                            OpKind.MatMul => "Linear",
+                            OpKind.Conv2d => $"Conv2d(k{node.Kernel}, s{node.Stride}, p{node.Padding})",
+                            OpKind.ConvTranspose2d => $"ConvTranspose2d(k{node.Kernel}, s{node.Stride}, p{node.Padding})",
+                            OpKind.BatchNorm => "BatchNorm",
+                            OpKind.LayerNorm => "LayerNorm",
+                            _ => "Embedding",
+                        };
                         var owned = graph.Params.Select((p, i) => (p, i)).Where(t => t.p.Layer == node.Layer).ToList();
                         bool first = owned.All(t => counted.Add(t.i));
                         string pars = first ? Invariant.Grouped(owned.Sum(t => (long)t.p.Length)) : "shared";
@@ -96,12 +119,21 @@ internal sealed class Summary
             case OpKind.MaxPool2d:
             case OpKind.AvgPool2d:
                 return node.Elements * node.Kernel * node.Kernel;
+            case OpKind.ConvTranspose2d:
+                return 2L * graph[node.Inputs[0]].Elements * node.Shape[0] * node.Kernel * node.Kernel;
             case OpKind.Softmax:
             case OpKind.LogSoftmax:
                 return 3 * node.Elements;
+            case OpKind.BatchNorm:
+            case OpKind.LayerNorm:
+                return 4 * node.Elements;
             case OpKind.Input:
             case OpKind.Reshape:
             case OpKind.Concat:
+            case OpKind.Slice:
+            case OpKind.Zeros:
+            case OpKind.Embedding:
+            case OpKind.Upsample:
                 return 0;
             default:
                 return node.Elements;

@@ -412,7 +412,7 @@ internal sealed class Lowering
             => Add(new Node(0, OpKind.BiasAdd, new[] { a }, _nodes[a].Shape, "", name, span) { Param = layer.Params[p], Axis = _nodes[a].Shape.Length - 1 }, name + "_" + suffix);
 
         // The input projection of every step at once: [T, I]·W_ihᵀ (+ b_ih, and for RNN and LSTM also b_hh) → [T, G].
-        int projected = Node(OpKind.MatMul, new[] { x }, new[] { steps, g }, "input_projection", layer.Params["weight_ih_l0"], label);
+        int projected = Node(OpKind.MatMul, new[] { x }, new[] { steps, g }, "input_projection", layer.Params["weight_ih_l0"]);
         if (!CheckSize(projected, span)) return Poison;
         if (bias)
         {

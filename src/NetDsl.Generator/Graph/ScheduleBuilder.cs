@@ -119,7 +119,7 @@ internal sealed partial class ScheduleBuilder
                             TransA = false, TransB = true,
                             M = Extent.Batch(rows), N = Extent.Fixed(node.Shape[node.Shape.Length - 1]), K = Extent.Fixed(k),
                             A = x, B = _param[node.Param], C = y,
-                            Comment = $"{node.Label}: {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)}·{ShapeMath.PerSample(_graph.Params[node.Param].Shape)}ᵀ → {ShapeMath.WithBatch(node.Shape)}",
+                            Comment = $"{Display(node)}: {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)}·{ShapeMath.PerSample(_graph.Params[node.Param].Shape)}ᵀ → {ShapeMath.WithBatch(node.Shape)}",
                         });
                         break;
                     }
@@ -130,7 +130,7 @@ internal sealed partial class ScheduleBuilder
                         Add(node, new ConvStep
                         {
                             Pass = ConvPass.Forward, Geometry = g, In = x, In2 = _param[node.Param], Out = y,
-                            Comment = $"{node.Label}: conv {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} * {ShapeMath.PerSample(_graph.Params[node.Param].Shape)} → {ShapeMath.WithBatch(node.Shape)} (stride {g.Stride}, padding {g.Padding})",
+                            Comment = $"{Display(node)}: conv {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} * {ShapeMath.PerSample(_graph.Params[node.Param].Shape)} → {ShapeMath.WithBatch(node.Shape)} (stride {g.Stride}, padding {g.Padding})",
                         });
                         break;
                     }
@@ -145,7 +145,7 @@ internal sealed partial class ScheduleBuilder
                         Add(node, new PoolStep
                         {
                             Max = max, Geometry = Window(node), In = x, Out = y, Index = idx,
-                            Comment = $"{node.Label}: {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} → {ShapeMath.WithBatch(node.Shape)}",
+                            Comment = $"{Display(node)}: {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} → {ShapeMath.WithBatch(node.Shape)}",
                         });
                         break;
                     }
@@ -157,7 +157,7 @@ internal sealed partial class ScheduleBuilder
                         Add(node, new SoftmaxStep
                         {
                             Log = node.Op == OpKind.LogSoftmax, Outer = outer, N = n, Inner = inner, In = x, Out = y,
-                            Comment = $"{node.Label} over dim {node.Axis + 1} of {ShapeMath.WithBatch(node.Shape)}",
+                            Comment = $"{Display(node)} over dim {node.Axis + 1} of {ShapeMath.WithBatch(node.Shape)}",
                         });
                         break;
                     }
@@ -172,7 +172,7 @@ internal sealed partial class ScheduleBuilder
                             Add(node, new SliceCopyStep
                             {
                                 Outer = outer, PartN = partN, WholeN = wholeN, Offset = offset, Inner = inner, Part = _value[part], Whole = y,
-                                Comment = $"{node.Label}: {_graph[part].Label} {ShapeMath.WithBatch(_graph[part].Shape)} into dim {node.Axis + 1} [{offset}, {offset + partN}) of {ShapeMath.WithBatch(node.Shape)}",
+                                Comment = $"{Display(node)}: {Display(_graph[part])} {ShapeMath.WithBatch(_graph[part].Shape)} into dim {node.Axis + 1} [{offset}, {offset + partN}) of {ShapeMath.WithBatch(node.Shape)}",
                             });
                             offset += partN;
                         }
@@ -185,7 +185,7 @@ internal sealed partial class ScheduleBuilder
                         Add(node, new ConvStep
                         {
                             Pass = ConvPass.BackwardData, Geometry = g, In = x, In2 = _param[node.Param], Out = y,
-                            Comment = $"{node.Label}: transposed conv {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} * {ShapeMath.PerSample(_graph.Params[node.Param].Shape)} → {ShapeMath.WithBatch(node.Shape)} (stride {node.Stride}, padding {node.Padding})",
+                            Comment = $"{Display(node)}: transposed conv {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} * {ShapeMath.PerSample(_graph.Params[node.Param].Shape)} → {ShapeMath.WithBatch(node.Shape)} (stride {node.Stride}, padding {node.Padding})",
                         });
                         break;
                     }
@@ -215,7 +215,7 @@ internal sealed partial class ScheduleBuilder
                         Add(node, new UpsampleStep
                         {
                             Channels = s[0], Height = s[1], Width = s[2], Scale = node.Kernel, In = x, Out = y,
-                            Comment = $"{node.Label}: {ShapeMath.WithBatch(s)} → {ShapeMath.WithBatch(node.Shape)}",
+                            Comment = $"{Display(node)}: {ShapeMath.WithBatch(s)} → {ShapeMath.WithBatch(node.Shape)}",
                         });
                         break;
                     }
@@ -226,7 +226,7 @@ internal sealed partial class ScheduleBuilder
                         Add(node, new EmbeddingStep
                         {
                             Tokens = (int)_graph[node.Inputs[0]].Elements, Vocabulary = w.Shape[0], Dim = w.Shape[1], Ids = x, In = _param[node.Param], Out = y,
-                            Comment = $"{node.Label}: rows of {w.Name} {ShapeMath.PerSample(w.Shape)} for the ids {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} → {ShapeMath.WithBatch(node.Shape)}",
+                            Comment = $"{Display(node)}: rows of {w.Name} {ShapeMath.PerSample(w.Shape)} for the ids {ShapeMath.WithBatch(_graph[node.Inputs[0]].Shape)} → {ShapeMath.WithBatch(node.Shape)}",
                         });
                         break;
                     }
@@ -239,7 +239,7 @@ internal sealed partial class ScheduleBuilder
                             Pass = Training ? NormPass.Training : NormPass.Inference, Channels = channels, Inner = inner, Eps = node.Eps, Momentum = node.Alpha,
                             In = x, Out = y, Weight = node.Param >= 0 ? _param[node.Param] : -1, Bias = node.Param2 >= 0 ? _param[node.Param2] : -1,
                             RunningMean = _state[node.State], RunningVar = _state[node.State + 1], Count = _state[node.State + 2],
-                            Comment = $"{node.Label}: batch norm of {ShapeMath.WithBatch(node.Shape)} over all but dim 1, " + (Training ? "with the batch's statistics (the running ones updated)" : "with the running statistics"),
+                            Comment = $"{Display(node)}: batch norm of {ShapeMath.WithBatch(node.Shape)} over all but dim 1, " + (Training ? "with the batch's statistics (the running ones updated)" : "with the running statistics"),
                         };
                         if (Training)
                         {
@@ -258,7 +258,7 @@ internal sealed partial class ScheduleBuilder
                         {
                             Rows = rows, N = n, Eps = node.Eps, In = x, Out = y,
                             Weight = node.Param >= 0 ? _param[node.Param] : -1, Bias = node.Param2 >= 0 ? _param[node.Param2] : -1,
-                            Comment = $"{node.Label}: layer norm of each row of {n} in {ShapeMath.WithBatch(node.Shape)}",
+                            Comment = $"{Display(node)}: layer norm of each row of {n} in {ShapeMath.WithBatch(node.Shape)}",
                         };
                         if (Training && _requiresGrad[node.Id])
                         {
@@ -314,7 +314,7 @@ internal sealed partial class ScheduleBuilder
                 {
                     int scale = step.Emit(new EInstr(EOp.DropoutScale, value: node.Alpha) { Seed = node.Id });
                     r = step.Emit(new EInstr(EOp.Mul, a, scale));
-                    step.Comment = $"{node.Label}: {ShapeMath.WithBatch(node.Shape)}";
+                    step.Comment = $"{Display(node)}: {ShapeMath.WithBatch(node.Shape)}";
                     break;
                 }
             default:
