@@ -150,6 +150,12 @@ public sealed class NetworkDescription
     /// <summary>Total number of state elements.</summary>
     public int StateCount { get; private init; }
 
+    /// <summary>The forward graph, for exporters (ONNX); empty for descriptions made by hand.</summary>
+    public IReadOnlyList<Export.GraphNode> Graph { get; init; } = Array.Empty<Export.GraphNode>();
+
+    /// <summary>The node of <see cref="Graph"/> that is the network's output.</summary>
+    public int GraphOutput { get; init; } = -1;
+
     /// <summary>Finds a state tensor by its state_dict name.</summary>
     public StateInfo? FindState(string name)
     {

@@ -87,6 +87,12 @@ internal static class NetworkEmitter
         w.Line($"    TrainingSteps = {Invariant.Format(training.Steps.Count)},");
         w.Line($"    InferenceSteps = {Invariant.Format(inference.Steps.Count)},");
         w.Line($"    UnplannedActivationsPerSample = {Invariant.Format(trainingPlan.UnplannedPerSample)},");
+        w.Line("    Graph =");
+        w.Line("    [");
+        foreach (var n in graph.Nodes)
+            w.Line("        " + GraphNode(graph, n) + ",");
+        w.Line("    ],");
+        w.Line($"    GraphOutput = {Invariant.Format(graph.Output)},");
         if (graph.States.Count > 0)
         {
             w.Line("    States =");
@@ -153,6 +159,24 @@ internal static class NetworkEmitter
         w.Close();
         w.Close();
         return w.ToString();
+    }
+
+    /// <summary>A node of the forward graph as a runtime <c>GraphNode</c> expression (the exporters' view).</summary>
+    private static string GraphNode(NetworkGraph graph, Node n)
+    {
+        var parts = new System.Collections.Generic.List<string>();
+        if (n.Param >= 0) parts.Add("Param = " + Names.Quote(graph.Params[n.Param].Name));
+        if (n.Param2 >= 0) parts.Add("Param2 = " + Names.Quote(graph.Params[n.Param2].Name));
+        if (n.State >= 0) parts.Add("State = " + Names.Quote(graph.States[n.State].Layer));
+        if (n.Axis != 0) parts.Add("Axis = " + Invariant.Format(n.Axis));
+        if (n.Kernel != 0) parts.Add("Kernel = " + Invariant.Format(n.Kernel));
+        if (n.Stride != 0) parts.Add("Stride = " + Invariant.Format(n.Stride));
+        if (n.Padding != 0) parts.Add("Padding = " + Invariant.Format(n.Padding));
+        if (n.Start != 0) parts.Add("Start = " + Invariant.Format(n.Start));
+        if (n.Alpha != 0) parts.Add("Alpha = " + Invariant.Literal(n.Alpha, "double"));
+        if (n.Eps != 0) parts.Add("Eps = " + Invariant.Literal(n.Eps, "double"));
+        string node = $"new({Names.Quote(n.Op.ToString())}, [{string.Join(", ", n.Inputs.Select(Invariant.Format))}], [{string.Join(", ", n.Shape.Select(Invariant.Format))}])";
+        return parts.Count == 0 ? node : node + " { " + string.Join(", ", parts) + " }";
     }
 
     private static void PlanClass(string name, Schedule schedule, CodeWriter w)

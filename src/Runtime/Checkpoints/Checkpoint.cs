@@ -35,6 +35,8 @@ public static class Checkpoint
         var tensors = new List<SafeTensor>();
         foreach (var p in d.Parameters)
             tensors.Add(Tensor(p.Name, p.Shape, network.Parameter(p.Name)));
+        foreach (var st in d.States)
+            tensors.Add(StateTensor(st, network.State(st.Name)));
         var meta = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["format"] = "pt",
@@ -84,11 +86,17 @@ public static class Checkpoint
                 throw new InvalidDataException($"{path}: the checkpoint has no tensor '{p.Name}', which {d.Name} needs ({p.ShapeText}). It holds: {string.Join(", ", tensors.Select(x => x.Name).Where(n => !n.StartsWith(OptimizerPrefix, StringComparison.Ordinal)))}.");
             Check(path, t, p.Name, p.Shape, expectedType);
         }
+        foreach (var st in d.States)
+        {
+            if (!byName.TryGetValue(st.Name, out var t))
+                throw new InvalidDataException($"{path}: the checkpoint has no tensor '{st.Name}', the running statistic {d.Name} needs ({st.ShapeText}).");
+            Check(path, t, st.Name, st.Shape, st.IsCount ? "I64" : expectedType);
+        }
         foreach (var t in tensors)
         {
             if (t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal)) continue;
-            if (d.FindParameter(t.Name) is null)
-                throw new InvalidDataException($"{path}: the checkpoint has a tensor '{t.Name}' {t.ShapeText} that {d.Name} does not have; is it from another network? {d.Name}'s parameters are {string.Join(", ", d.Parameters.Select(p => p.Name))}.");
+            if (d.FindParameter(t.Name) is null && d.FindState(t.Name) is null)
+                throw new InvalidDataException($"{path}: the checkpoint has a tensor '{t.Name}' {t.ShapeText} that {d.Name} does not have; is it from another network? {d.Name}'s parameters are {string.Join(", ", d.Parameters.Select(p => p.Name).Concat(d.States.Select(x => x.Name)))}.");
         }
 
         // Optimizer state: all of it or none.
@@ -116,6 +124,7 @@ public static class Checkpoint
 
         // Everything checked: now write.
         foreach (var p in d.Parameters) Values(byName[p.Name], network.Parameter(p.Name));
+        foreach (var st in d.States) StateValues(byName[st.Name], st, network.State(st.Name));
         if (trainer is not null)
         {
             trainer.CopyParametersFromNetwork();
@@ -139,6 +148,26 @@ public static class Checkpoint
         return typeof(T) == typeof(float)
             ? SafeTensors.FromFloats(name, dims, MemoryMarshal.Cast<T, float>(values))
             : SafeTensors.FromDoubles(name, dims, MemoryMarshal.Cast<T, double>(values));
+    }
+
+    private static SafeTensor StateTensor<T>(StateInfo st, ReadOnlySpan<T> values) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!st.IsCount) return Tensor(st.Name, st.Shape, values);
+        var counts = new long[values.Length];
+        for (int i = 0; i < counts.Length; i++) counts[i] = long.CreateSaturating(values[i]);
+        return SafeTensors.FromInt64(st.Name, Array.ConvertAll(st.Shape, x => (long)x), counts);
+    }
+
+    private static void StateValues<T>(SafeTensor t, StateInfo st, Span<T> into) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!st.IsCount)
+        {
+            Values(t, into);
+            return;
+        }
+        var counts = new long[into.Length];
+        SafeTensors.ToInt64(t, counts);
+        for (int i = 0; i < counts.Length; i++) into[i] = T.CreateSaturating(counts[i]);
     }
 
     private static void Values<T>(SafeTensor t, Span<T> into) where T : unmanaged

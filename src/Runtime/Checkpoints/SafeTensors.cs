@@ -187,6 +187,20 @@ public static class SafeTensors
         return new SafeTensor(name, "F64", shape, data);
     }
 
+    /// <summary>Int64 values as a tensor (PyTorch's counters, such as <c>num_batches_tracked</c>).</summary>
+    public static SafeTensor FromInt64(string name, long[] shape, ReadOnlySpan<long> values)
+    {
+        var data = new byte[values.Length * 8];
+        for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteInt64LittleEndian(data.AsSpan(i * 8), values[i]);
+        return new SafeTensor(name, "I64", shape, data);
+    }
+
+    /// <summary>An I64 tensor's values.</summary>
+    public static void ToInt64(SafeTensor t, Span<long> into)
+    {
+        for (int i = 0; i < into.Length; i++) into[i] = BinaryPrimitives.ReadInt64LittleEndian(t.Data.AsSpan(i * 8));
+    }
+
     /// <summary>A tensor's values as floats (F32 or F64 data).</summary>
     public static void ToFloats(SafeTensor t, Span<float> into)
     {

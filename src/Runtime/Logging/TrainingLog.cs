@@ -19,13 +19,24 @@ public sealed class TrainingLog : IDisposable
     private readonly StreamWriter _csv;
     private readonly List<EpochMetrics> _history = new();
 
-    /// <summary>Creates <paramref name="root"/>/<paramref name="name"/> and opens its files.</summary>
-    public TrainingLog(string name, string root = "runs")
+    /// <summary>
+    /// Creates <paramref name="root"/>/<paramref name="name"/> and opens its files. A new run (the default)
+    /// replaces an earlier run's logs there; with <paramref name="resume"/> the run continues them: the CSV
+    /// and the curves keep the earlier epochs, and TensorBoard reads the old and new event files together.
+    /// </summary>
+    public TrainingLog(string name, string root = "runs", bool resume = false)
     {
         Directory = Path.Combine(root, name);
         System.IO.Directory.CreateDirectory(Directory);
-        _tensorBoard = new TensorBoardWriter(Directory);
         string csv = Path.Combine(Directory, "metrics.csv");
+        if (!resume)
+        {
+            foreach (var old in System.IO.Directory.GetFiles(Directory, "events.out.tfevents.*")) File.Delete(old);
+            File.Delete(csv);
+            File.Delete(Path.Combine(Directory, "curves.png"));
+        }
+        else if (File.Exists(csv)) _history.AddRange(ReadCsv(csv));
+        _tensorBoard = new TensorBoardWriter(Directory);
         bool exists = File.Exists(csv) && new FileInfo(csv).Length > 0;
         _csv = new StreamWriter(new FileStream(csv, FileMode.Append, FileAccess.Write, FileShare.Read));
         if (!exists) WriteCsv("epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds,samples_per_second");
@@ -83,6 +94,18 @@ public sealed class TrainingLog : IDisposable
     {
         var points = _history.Where(m => pick(m) is not null).Select(m => ((double)m.Epoch, pick(m)!.Value)).ToList();
         if (points.Count > 0) yield return new Charts.Series(name, points);
+    }
+
+    /// <summary>The epochs a metrics.csv holds (rows that do not parse are skipped).</summary>
+    private static IEnumerable<EpochMetrics> ReadCsv(string path)
+    {
+        foreach (var line in File.ReadLines(path).Skip(1))
+        {
+            var f = line.Split(',');
+            if (f.Length < 8 || !int.TryParse(f[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out int epoch)) continue;
+            double? D(string v) => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) ? x : null;
+            yield return new EpochMetrics(epoch, D(f[1]) ?? double.NaN, D(f[2]), D(f[3]), D(f[4]), D(f[5]) ?? 0, D(f[6]) ?? 0, D(f[7]) ?? 0);
+        }
     }
 
     private void WriteCsv(string line)

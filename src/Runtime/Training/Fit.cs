@@ -90,6 +90,7 @@ public static class Fitting
         double best = double.NaN;
         int bestEpoch = options.StartEpoch, waited = 0;
         float[]? bestParameters = null;
+        float[]? bestState = null;
         bool stopped = false;
 
         for (int epoch = options.StartEpoch; epoch < options.Epochs; epoch++)
@@ -141,6 +142,7 @@ public static class Fitting
                     {
                         trainer.CopyParametersToNetwork();
                         bestParameters = network.ParameterData.ToArray();
+                        bestState = network.StateData.ToArray();
                     }
                 }
                 else if (++waited >= es.Patience)
@@ -155,6 +157,7 @@ public static class Fitting
         if (bestParameters is not null)
         {
             bestParameters.CopyTo(network.ParameterData);
+            bestState?.CopyTo(network.StateData);
             trainer.CopyParametersFromNetwork();
         }
         trainer.Optimizer.LearningRate = options.Schedule is null ? trainer.Optimizer.LearningRate : baseRate;
@@ -175,7 +178,12 @@ public static class Fitting
         foreach (var batch in data.GetEpoch(0))
         {
             var o = output.AsSpan(0, batch.Count * d.OutputSize);
-            trainer.Predict(batch.Inputs, o);
+            // Batches larger than the trainer's capacity run in capacity-sized pieces.
+            for (int at = 0; at < batch.Count; at += trainer.BatchCapacity)
+            {
+                int n = Math.Min(trainer.BatchCapacity, batch.Count - at);
+                trainer.Predict(batch.Inputs.Slice(at * d.InputSize, n * d.InputSize), o.Slice(at * d.OutputSize, n * d.OutputSize));
+            }
             float loss = classify
                 ? trainer.Loss.Evaluate<float>(o, batch.Labels, gradient.AsSpan(0, o.Length), batch.Count, d.OutputSize)
                 : trainer.Loss.Evaluate<float>(o, batch.Targets, gradient.AsSpan(0, o.Length), batch.Count, d.OutputSize);
@@ -211,8 +219,8 @@ public static class Fitting
             throw new ArgumentException($"{trainer.Loss.Name} needs float targets, but the {what} data has class labels.");
         if (!trainer.Loss.TakesClassLabels && data.Data.TargetSize != d.OutputSize)
             throw new ArgumentException($"The {what} targets have {data.Data.TargetSize} values per sample; {d.Name} outputs {d.OutputSize}.");
-        if (data.BatchSize > trainer.BatchCapacity)
-            throw new ArgumentException($"The {what} loader's batches of {data.BatchSize} exceed the trainer's capacity of {trainer.BatchCapacity}.");
+        if (what == "training" && data.BatchSize > trainer.BatchCapacity)
+            throw new ArgumentException($"The {what} loader's batches of {data.BatchSize} exceed the trainer's capacity of {trainer.BatchCapacity}; create the trainer with batchSize: {data.BatchSize} or more.");
     }
 
     /// <summary>Console progress: a live bar where a person watches, a line per epoch where a log file does.</summary>
