@@ -24,7 +24,7 @@ public class ModuleParityTests
     private const double Tolerance = 1e-4;
 
     /// <summary>A PyTorch network made of named submodules and a forward function over them.</summary>
-    private sealed class TorchNet : nn.Module<Tensor, Tensor>
+    internal sealed class TorchNet : nn.Module<Tensor, Tensor>
     {
         private readonly Func<Func<string, nn.Module>, Tensor, Tensor> _forward;
 
@@ -41,7 +41,7 @@ public class ModuleParityTests
 
     private static Tensor Linear(Func<string, nn.Module> m, string name, Tensor x) => Call(m(name), x);
 
-    private static readonly Dictionary<string, (Func<CompiledNetwork<float>> Ours, Func<TorchNet> Theirs)> Cases = new()
+    internal static readonly Dictionary<string, (Func<CompiledNetwork<float>> Ours, Func<TorchNet> Theirs)> Cases = new()
     {
         ["BatchNorm2dNet"] = (() => new BatchNorm2dNet(3), () => new TorchNet(
             (m, x) => Linear(m, "fc", F.relu(Call(m("bn"), Call(m("conv"), x))).flatten(1)),

@@ -20,8 +20,19 @@ public sealed class TensorBoardWriter : IDisposable
     {
         Directory.CreateDirectory(directory);
         long now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        Path = System.IO.Path.Combine(directory, $"events.out.tfevents.{now.ToString(CultureInfo.InvariantCulture)}.{Environment.MachineName}.netdsl");
-        _file = new FileStream(Path, FileMode.Create, FileAccess.Write, FileShare.Read);
+        // A new file per writer, never an earlier run's (two writers may start within the same second).
+        for (int n = 0; ; n++)
+        {
+            Path = System.IO.Path.Combine(directory, $"events.out.tfevents.{now.ToString(CultureInfo.InvariantCulture)}.{Environment.MachineName}.netdsl{(n == 0 ? "" : "." + n.ToString(CultureInfo.InvariantCulture))}");
+            try
+            {
+                _file = new FileStream(Path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
+                break;
+            }
+            catch (IOException) when (File.Exists(Path) && n < 1000)
+            {
+            }
+        }
         var e = new ProtoWriter();
         e.Double(1, WallTime());
         e.String(3, "brain.Event:2");
