@@ -10,12 +10,12 @@ using Samples.Overfitting;
 using Samples.Shared;
 
 // Trains the same small CNN on only 1,000 Fashion-MNIST images twice: plain, and with Dropout, weight decay
-// (AdamW) and augmentation (random horizontal flips and 2-pixel random crops). Prints the gap between training and
+// (AdamW) and augmentation (random horizontal flips and 1-pixel random shifts). Prints the gap between training and
 // validation accuracy per epoch and draws both runs' curves into one PNG.
 // Usage: dotnet run -c Release --project samples/Overfitting [-- --epochs N] [--train N] [--data DIR] [--seed S] [--out DIR]
 const string usage = "Overfitting [--epochs N] [--train N] [--data DIR] [--seed S] [--out DIR]";
 if (SampleArgs.Parse(args, usage, ["--epochs", "--train", "--data", "--seed", "--out"], []) is not { } options) return 2;
-int epochs = options.Int("--epochs", 30), seed = options.Int("--seed", 1), trainCount = options.Int("--train", 1000);
+int epochs = options.Int("--epochs", 50), seed = options.Int("--seed", 1), trainCount = options.Int("--train", 1000);
 string outDir = options.Text("--out") ?? "runs";
 var (trainImages, testImages, _) = SampleData.Load(options.Text("--data"));
 var small = Dataset.FromImages(trainImages, 28, 28).Take(trainCount);
@@ -24,7 +24,7 @@ Console.WriteLine($"Training on {small.Count:N0} images, validating on {validati
 
 const int batchSize = 32;
 var plain = Run("plain", new PlainCnn(seed), new Adam(lr: 1e-3), []);
-var regularized = Run("regularized", new RegularizedCnn(seed), new AdamW(lr: 1e-3, weightDecay: 0.05), [new RandomHorizontalFlip(), new RandomCrop(padding: 2)]);
+var regularized = Run("regularized", new RegularizedCnn(seed), new AdamW(lr: 1e-3, weightDecay: 0.01), [new RandomHorizontalFlip(), new RandomCrop(padding: 1)]);
 
 Console.WriteLine();
 Console.WriteLine("         |        plain: no regularization         | regularized: dropout, weight decay, augmentation");

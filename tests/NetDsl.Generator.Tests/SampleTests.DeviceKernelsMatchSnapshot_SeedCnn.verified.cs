@@ -81,6 +81,25 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             TrainingSteps = 17,
             InferenceSteps = 6,
             UnplannedActivationsPerSample = 172288,
+            Graph =
+            [
+                new("Input", [], [3, 32, 32]),
+                new("Conv2d", [0], [32, 32, 32]) { Param = "conv1.weight", Kernel = 3, Stride = 1, Padding = 1 },
+                new("BiasAdd", [1], [32, 32, 32]) { Param = "conv1.bias" },
+                new("Relu", [2], [32, 32, 32]),
+                new("MaxPool2d", [3], [32, 16, 16]) { Kernel = 2, Stride = 2 },
+                new("Conv2d", [4], [64, 16, 16]) { Param = "conv2.weight", Kernel = 3, Stride = 1, Padding = 1 },
+                new("BiasAdd", [5], [64, 16, 16]) { Param = "conv2.bias" },
+                new("Relu", [6], [64, 16, 16]),
+                new("MaxPool2d", [7], [64, 8, 8]) { Kernel = 2, Stride = 2 },
+                new("Reshape", [8], [4096]),
+                new("MatMul", [9], [128]) { Param = "fc1.weight" },
+                new("BiasAdd", [10], [128]) { Param = "fc1.bias" },
+                new("Relu", [11], [128]),
+                new("MatMul", [12], [10]) { Param = "fc2.weight" },
+                new("BiasAdd", [13], [10]) { Param = "fc2.bias" },
+            ],
+            GraphOutput = 14,
         };
 
     /// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name="seed"/>.</summary>

@@ -63,6 +63,13 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
             TrainingSteps = 2,
             InferenceSteps = 1,
             UnplannedActivationsPerSample = 0,
+            Graph =
+            [
+                new("Input", [], [1]),
+                new("MatMul", [0], [1]) { Param = "line.weight" },
+                new("BiasAdd", [1], [1]) { Param = "line.bias" },
+            ],
+            GraphOutput = 2,
         };
 
     /// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name="seed"/>.</summary>
