@@ -4,6 +4,16 @@ using NetDsl;
 using NetDsl.Runtime;
 
 // Trains and predicts on the managed CPU path, then reports whether ILGPU was loaded. Exit code 0: not loaded.
+// With --numbers: trains a CNN and an MLP large enough to take the packed GEMM and convolution paths, and prints
+// their outputs and parameters, so a test can compare runs with SIMD switched off (DOTNET_EnableAVX512F=0, ...).
+if (args.Length > 0 && args[0] == "--numbers")
+{
+    Console.WriteLine($"isa {(System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? 1 : 0)} {(System.Runtime.Intrinsics.X86.Avx2.IsSupported ? 1 : 0)} {System.Numerics.Vector<float>.Count} {(System.Numerics.Vector.IsHardwareAccelerated ? 1 : 0)}");
+    PrintNumbers(new ProbeCnn(1), 16);
+    PrintNumbers(new ProbeMlp(1), 32);
+    return 0;
+}
+
 var net = new ProbeNet(1);
 using (var trainer = net.CreateTrainer(new Adam(lr: 1e-2), Loss.CrossEntropy, batchSize: 8))
 {
@@ -19,10 +29,42 @@ var ilgpu = AppDomain.CurrentDomain.GetAssemblies().Where(a => a.GetName().Name!
 Console.WriteLine(ilgpu.Count == 0 ? "ILGPU not loaded" : "ILGPU loaded: " + string.Join(", ", ilgpu));
 return ilgpu.Count == 0 ? 0 : 1;
 
+static void PrintNumbers(CompiledNetwork<float> net, int batch)
+{
+    var d = net.Description;
+    var x = new float[batch * d.InputSize];
+    for (int i = 0; i < x.Length; i++) x[i] = ((i * 7919) % 1000) / 1000f - 0.5f;
+    var labels = Enumerable.Range(0, batch).Select(i => i % d.OutputSize).ToArray();
+    using (var trainer = net.CreateTrainer(new Sgd(lr: 0.05, momentum: 0.9), Loss.CrossEntropy, batch))
+        for (int step = 0; step < 3; step++) trainer.Step(x, labels);
+    var output = new float[batch * d.OutputSize];
+    net.Predict(x, output);
+    Console.WriteLine(d.Name + " " + string.Join(" ", output.Concat(net.ParameterData.ToArray()).Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))));
+}
+
 [Network]
 public partial class ProbeNet
 {
     readonly Linear fc1 = new(6, 8);
     readonly Linear fc2 = new(8, 3);
     Tensor Forward([Shape(6)] Tensor x) => fc2.Apply(Dropout(Relu(fc1.Apply(x)), 0.2f));
+}
+
+[Network]
+public partial class ProbeCnn
+{
+    readonly Conv2d conv1 = new(3, 16, kernel: 3, padding: 1);
+    readonly BatchNorm2d bn = new(16);
+    readonly Conv2d conv2 = new(16, 32, kernel: 3, stride: 2, padding: 1);
+    readonly Linear fc = new(32 * 6 * 6, 10);
+    Tensor Forward([Shape(3, 12, 12)] Tensor x) => fc.Apply(Flatten(Tanh(conv2.Apply(MaxPool2d(Relu(bn.Apply(conv1.Apply(x))), 1)))));
+}
+
+[Network]
+public partial class ProbeMlp
+{
+    readonly Linear fc1 = new(100, 96);
+    readonly Linear fc2 = new(96, 40);
+    readonly Linear fc3 = new(40, 10);
+    Tensor Forward([Shape(100)] Tensor x) => fc3.Apply(Sigmoid(fc2.Apply(Gelu(fc1.Apply(x)))));
 }

@@ -1,3 +1,5 @@
+using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
@@ -22,5 +24,54 @@ public class CpuOnlyTests
         process.WaitForExit();
         Assert.True(process.ExitCode == 0, output);
         Assert.Contains("ILGPU not loaded", output);
+    }
+}
+
+/// <summary>
+/// The CPU kernels' fallbacks compute what the SIMD paths compute: the probe trains a CNN and an MLP (3 SGD steps)
+/// in fresh processes with AVX-512 off (the AVX2 kernels), with AVX2 off, with all hardware intrinsics off (the
+/// scalar kernels), and as the machine allows; outputs and parameters must agree within 1e-4 relative (to the
+/// element and the tensor's scale). The probe prints which instruction sets it ran with, and the test checks that
+/// the switch took effect.
+/// </summary>
+public class SimdFallbackTests
+{
+    private static Dictionary<string, double[]> Run(string? variable)
+    {
+        string probe = typeof(CpuOnlyTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "CpuOnlyProbe").Value!;
+        var start = new ProcessStartInfo("dotnet", $"\"{probe}\" --numbers") { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (variable is not null) start.Environment[variable] = "0";
+        using var process = Process.Start(start)!;
+        string output = process.StandardOutput.ReadToEnd();
+        string error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, output + error);
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split(' '))
+            .ToDictionary(f => f[0], f => f.Skip(1).Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+    }
+
+    [SkippableTheory]
+    [InlineData("DOTNET_EnableAVX512")]      // .NET 10's switch for the AVX-512 family (DOTNET_EnableAVX512F no longer exists)
+    [InlineData("DOTNET_EnableAVX2")]
+    [InlineData("DOTNET_EnableHWIntrinsic")]
+    public void FallbackKernelsAgreeWithTheDefaultPath(string variable)
+    {
+        var reference = Run(null);
+        var fallback = Run(variable);
+        // The switch must change what the kernels can use; on a machine without the feature there is nothing to compare.
+        Skip.If(reference["isa"].SequenceEqual(fallback["isa"]), $"This machine does not have what {variable}=0 switches off.");
+        reference.Remove("isa");
+        fallback.Remove("isa");
+        Assert.Equal(reference.Keys.OrderBy(k => k), fallback.Keys.OrderBy(k => k));
+        foreach (var (name, expected) in reference)
+        {
+            var actual = fallback[name];
+            Assert.Equal(expected.Length, actual.Length);
+            double scale = expected.Max(Math.Abs);
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-4 * (Math.Abs(expected[i]) + scale),
+                    $"{name} with {variable}=0: value {i} is {actual[i]:R}, {expected[i]:R} by default.");
+        }
     }
 }
