@@ -26,13 +26,35 @@ public sealed class NetworkGenerator : IIncrementalGenerator
     /// <summary>Tracking name of the compile-and-emit step.</summary>
     public const string SourceStep = "GeneratedSource";
 
+    /// <summary>
+    /// A partial class may carry [Network] on more than one of its declarations; the network is generated once,
+    /// for the first of them.
+    /// </summary>
+    private static bool IsPrimaryDeclaration(GeneratorAttributeSyntaxContext ctx, System.Threading.CancellationToken ct)
+    {
+        var type = (INamedTypeSymbol)ctx.TargetSymbol;
+        if (type.DeclaringSyntaxReferences.Length < 2 || ctx.Attributes.Length == 0) return true;
+        var attribute = ctx.Attributes[0].AttributeClass;
+        foreach (var reference in type.DeclaringSyntaxReferences)
+        {
+            if (reference.GetSyntax(ct) is not ClassDeclarationSyntax declaration || declaration.AttributeLists.Count == 0) continue;
+            var model = ReferenceEquals(declaration.SyntaxTree, ctx.TargetNode.SyntaxTree) ? ctx.SemanticModel : ctx.SemanticModel.Compilation.GetSemanticModel(declaration.SyntaxTree);
+            bool carries = declaration.AttributeLists.SelectMany(l => l.Attributes)
+                .Any(a => SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(a, ct).Symbol?.ContainingType, attribute));
+            if (carries) return declaration == ctx.TargetNode;
+        }
+        return true;
+    }
+
     /// <inheritdoc />
     public void Initialize(IncrementalGeneratorInitializationContext context)
     {
         var specs = context.SyntaxProvider.ForAttributeWithMetadataName(
                 "NetDsl.NetworkAttribute",
                 static (node, _) => node is ClassDeclarationSyntax,
-                static (ctx, ct) => NetworkParser.Parse((INamedTypeSymbol)ctx.TargetSymbol, ctx.SemanticModel.Compilation, ct).Spec)
+                static (ctx, ct) => IsPrimaryDeclaration(ctx, ct) ? NetworkParser.Parse((INamedTypeSymbol)ctx.TargetSymbol, ctx.SemanticModel.Compilation, ct).Spec : null)
+            .Where(static spec => spec is not null)
+            .Select(static (spec, _) => spec!)
             .WithTrackingName(SpecStep);
 
         // The one compilation-wide fact the generator needs: whether the project can run device kernels.

@@ -258,6 +258,18 @@ public sealed class DeviceTrainer : Trainer<float>
         if (_stateCount > 0) StateView.CopyFromCPU(_accelerator.DefaultStream, (ReadOnlySpan<float>)Network.StateData);
     }
 
+    /// <inheritdoc />
+    protected override void CopyStateToNetwork()
+    {
+        if (_stateCount > 0) StateView.CopyToCPU(_accelerator.DefaultStream, Network.StateData);
+    }
+
+    /// <inheritdoc />
+    protected override void CopyStateFromNetwork()
+    {
+        if (_stateCount > 0) StateView.CopyFromCPU(_accelerator.DefaultStream, (ReadOnlySpan<float>)Network.StateData);
+    }
+
     /// <summary>The network's state (running statistics) after the parameters in the parameter buffer.</summary>
     private ArrayView<float> StateView => _parameters.View.SubView(_parameterCount, _stateCount);
 

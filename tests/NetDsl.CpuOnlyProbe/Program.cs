@@ -14,6 +14,35 @@ if (args.Length > 0 && args[0] == "--numbers")
     return 0;
 }
 
+// With --save-loop PATH: saves checkpoints to PATH forever (a test kills it mid-write).
+if (args.Length > 1 && args[0] == "--save-loop")
+{
+    var big = new ProbeBig(1);
+    for (long n = 1; ; n++)
+    {
+        big.ParameterData.Fill(n);
+        NetDsl.Runtime.Checkpoints.Checkpoint.Save(args[1], big);
+        Console.WriteLine($"saved {n}");
+    }
+}
+
+// With --epoch-hash: one epoch of a CNN with batch norm and dropout over 2,048 shuffled samples, then a SHA-256
+// of the parameters and running statistics (NETDSL_NUM_THREADS sets the thread count).
+if (args.Length > 0 && args[0] == "--epoch-hash")
+{
+    var cnn = new ProbeCnn(7);
+    var inputs = new float[2048 * 3 * 12 * 12];
+    for (int i = 0; i < inputs.Length; i++) inputs[i] = (float)NetDsl.Runtime.CounterRandom.Uniform(99, (ulong)i) - 0.5f;
+    var targets = Enumerable.Range(0, 2048).Select(i => (int)(NetDsl.Runtime.CounterRandom.Hash(5, (ulong)i) % 10)).ToArray();
+    using var loader = new NetDsl.Runtime.Data.DataLoader(new NetDsl.Runtime.Data.Dataset(inputs, targets, [3, 12, 12]), 32, shuffle: true, seed: 3);
+    using (var trainer = cnn.CreateTrainer(new Adam(lr: 1e-3), Loss.CrossEntropy, 32, seed: 11))
+        foreach (var batch in loader.GetEpoch(0)) trainer.Step(batch.Inputs, batch.Labels);
+    var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(cnn.ParameterData).ToArray()
+        .Concat(System.Runtime.InteropServices.MemoryMarshal.AsBytes(cnn.StateData).ToArray()).ToArray();
+    Console.WriteLine($"threads {NetDsl.Runtime.Cpu.CpuWorkers.Count} sha256 {Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes))}");
+    return 0;
+}
+
 var net = new ProbeNet(1);
 using (var trainer = net.CreateTrainer(new Adam(lr: 1e-2), Loss.CrossEntropy, batchSize: 8))
 {
@@ -57,7 +86,7 @@ public partial class ProbeCnn
     readonly BatchNorm2d bn = new(16);
     readonly Conv2d conv2 = new(16, 32, kernel: 3, stride: 2, padding: 1);
     readonly Linear fc = new(32 * 6 * 6, 10);
-    Tensor Forward([Shape(3, 12, 12)] Tensor x) => fc.Apply(Flatten(Tanh(conv2.Apply(MaxPool2d(Relu(bn.Apply(conv1.Apply(x))), 1)))));
+    Tensor Forward([Shape(3, 12, 12)] Tensor x) => fc.Apply(Dropout(Flatten(Tanh(conv2.Apply(MaxPool2d(Relu(bn.Apply(conv1.Apply(x))), 1)))), 0.2f));
 }
 
 [Network]
@@ -67,4 +96,11 @@ public partial class ProbeMlp
     readonly Linear fc2 = new(96, 40);
     readonly Linear fc3 = new(40, 10);
     Tensor Forward([Shape(100)] Tensor x) => fc3.Apply(Sigmoid(fc2.Apply(Gelu(fc1.Apply(x)))));
+}
+
+[Network]
+public partial class ProbeBig
+{
+    readonly Linear fc = new(1000, 1000);
+    Tensor Forward([Shape(1000)] Tensor x) => fc.Apply(x);
 }

@@ -37,15 +37,17 @@ public static class Idx
     public static (int[] Dimensions, byte[] Data) Read(string path, int expectedRank)
     {
         byte[] raw = File.ReadAllBytes(path);
+        string source = path;
         if (raw.Length >= 2 && raw[0] == 0x1F && raw[1] == 0x8B)
         {
+            source = path + " (gzip, offsets after decompression)";
             using var gz = new GZipStream(new MemoryStream(raw), CompressionMode.Decompress);
             using var plain = new MemoryStream();
             try { gz.CopyTo(plain); }
             catch (InvalidDataException ex) { throw new InvalidDataException($"{path}: the gzip stream is corrupt ({ex.Message}).", ex); }
             raw = plain.ToArray();
         }
-        return Parse(raw, expectedRank, path);
+        return Parse(raw, expectedRank, source);
     }
 
     /// <summary>Parses IDX bytes; <paramref name="source"/> names the data in errors.</summary>
