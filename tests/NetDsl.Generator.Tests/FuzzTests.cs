@@ -1,4 +1,5 @@
 using System;
+using System.Threading.Tasks;
 using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Diagnostics;
@@ -181,7 +182,7 @@ public class FuzzTests(ITestOutputHelper output)
     private readonly record struct TextSpanLike(int Start, int End);
 
     [Fact]
-    public void MutatedNetworksNeverCrashTheGeneratorOrAnalyzer()
+    public async Task MutatedNetworksNeverCrashTheGeneratorOrAnalyzer()
     {
         int cases = int.TryParse(Environment.GetEnvironmentVariable("NETDSL_FUZZ_CASES"), out int n) && n > 0 ? n : 300;
         var seeds = Seeds();
@@ -199,12 +200,12 @@ public class FuzzTests(ITestOutputHelper output)
             var run = driver.GetRunResult();
             var analyzer = withGenerated.WithAnalyzers(ImmutableArray.Create<DiagnosticAnalyzer>(new NetworkAnalyzer()),
                 new CompilationWithAnalyzersOptions(new AnalyzerOptions(ImmutableArray<AdditionalText>.Empty), null, false, false, false));
-            var analyzerDiagnostics = analyzer.GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
+            var analyzerDiagnostics = await analyzer.GetAnalyzerDiagnosticsAsync();
             var all = generatorDiagnostics.Concat(analyzerDiagnostics).ToList();
             string Describe() => $"case {c} ({kind} of {seedName}):\n{string.Join("\n// ---- next file\n", files)}\n{string.Join("\n", all)}";
 
             Assert.True(run.Results.All(r => r.Exception is null), "the generator threw: " + Describe());
-            Assert.DoesNotContain(all, d => d.Id is "CS8785" or "AD0001" or "NDSL0900");
+            Assert.False(all.Any(d => d.Id is "CS8785" or "AD0001" or "NDSL0900"), "a crash reported as a diagnostic: " + Describe());
             bool standIn = run.GeneratedTrees.Any(t => t.ToString().Contains("NetworkStandIn", StringComparison.Ordinal));
             if (standIn)
             {

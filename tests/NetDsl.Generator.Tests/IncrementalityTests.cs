@@ -53,7 +53,8 @@ public class IncrementalityTests(ITestOutputHelper output)
     {
         var (driver, compilation) = FirstRun();
         driver = driver.RunGenerators(Replace(compilation, "/src/Mlp.cs", "// a comment that moves every line down\n\n" + Network.Replace("=> fc2", "=>  fc2")));
-        Assert.All(Reasons(driver, NetworkGenerator.SpecStep), r => Assert.Equal(IncrementalStepRunReason.Unchanged, r));
+        // The parsed model is equal (Unchanged, or Cached behind the primary-declaration filter), so nothing is regenerated.
+        Assert.All(Reasons(driver, NetworkGenerator.SpecStep), r => Assert.True(r is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, r.ToString()));
         Assert.All(Reasons(driver, NetworkGenerator.SourceStep), r => Assert.Equal(IncrementalStepRunReason.Cached, r));
     }
 

@@ -30,6 +30,14 @@ public class RobustnessTests
         "[Network] public partial class Net { readonly Linear fc = new(int.MaxValue, int.MaxValue); Tensor Forward([Shape(int.MaxValue)] Tensor x) => fc.Apply(x); }",
         "[Network] public partial class Net { Tensor Forward([Shape(3)] Tensor x) => Dropout(x, float.NaN); }",
         "[Network] public partial class Net { Tensor Forward([Shape(4, 4, 4)] Tensor x) => MaxPool2d(x, 2, stride: 0, padding: -1); }",
+        "[Network] public partial class Net<T> where T : struct { readonly Linear fc = new(1, 1); Tensor Forward([Shape(1)] Tensor x) => fc.Apply(x); }",
+        "[Network] public partial class Net { Tensor Forward([Shape(null)] Tensor x) => x; }",
+        "[Network] public partial class Net { readonly Linear fc = new(1, 2); Tensor Forward([Shape(4)] Tensor x) => fc.Apply(Select(x, dim: 1, index: -1)); }",
+        "[Network] public partial class Net { Tensor Forward([Shape(null!)] Tensor x) => x; }",
+        "[Network] public partial class Net<T> { readonly Linear fc = new(1, 1); Tensor Forward([Shape(1)] Tensor x) => fc.Apply(x); }",
+        "[Network] public partial class Net : Net { readonly Linear fc = new(1, 1); Tensor Forward([Shape(1)] Tensor x) => fc.Apply(x); }",
+        "[Network] public partial class Net { readonly Linear fc = new(1000000, 1000000); Tensor Forward([Shape(1000000)] Tensor x) => fc.Apply(x); }",
+        "[Network] public partial class Net { Tensor Forward([Shape(65536, 65536, 65536)] Tensor x) => Relu(x); }",
     };
 
     [Theory]

@@ -185,6 +185,27 @@ public abstract class BackendSuite
         Assert.Throws<ObjectDisposedException>(() => trainer.Step(new float[20], new int[1]));
     }
 
+    /// <summary>Many trainers created and disposed leave no device memory behind (the soak on a device).</summary>
+    [SkippableFact]
+    public void AHundredTrainersCreatedAndDisposedLeaveDeviceMemoryFlat()
+    {
+        RequireDevice();
+        long before = Device.AllocatedBytes;
+        var net = new BatchNorm1dNet(1);
+        var x = Numerics.Uniform<float>(8 * 5, seed: 1);
+        var labels = Numerics.Labels(8, 4, seed: 2);
+        for (int i = 0; i < 100; i++)
+        {
+            using var trainer = net.CreateTrainer(new Adam(), Loss.CrossEntropy, 8, device: Device);
+            trainer.Step(x, labels);
+            Assert.True(Device.AllocatedBytes > before);
+        }
+        Assert.Equal(before, Device.AllocatedBytes);
+        using (var trainer = net.CreateTrainer(new Adam(), Loss.CrossEntropy, 8, device: Device))
+            for (int i = 0; i < 500; i++) trainer.Step(x, labels);
+        Assert.Equal(before, Device.AllocatedBytes);
+    }
+
     [SkippableFact]
     public void TheMlpTrainingStepNeedsAtMostThreeLaunchesPerLayerPlusTheOptimizer()
     {

@@ -19,7 +19,7 @@ namespace NetDsl.Runtime.Tests;
 /// The catalog of bad input at run time (each case: the exception type and a message naming the expected value),
 /// files that are corrupt or interrupted, and the resource soak.
 /// </summary>
-public sealed class ReliabilityTests(ITestOutputHelper output) : IDisposable
+public sealed class ReliabilityTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("netdsl-rel-").FullName;
 
@@ -94,7 +94,7 @@ public sealed class ReliabilityTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void ATrainerUsedFromTwoThreadsDetectsItAndStaysCorrect()
+    public async Task ATrainerUsedFromTwoThreadsDetectsItAndStaysCorrect()
     {
         var net = new SeedCnn(1);
         var x = Numerics.Uniform<float>(8 * 3 * 32 * 32, seed: 1);
@@ -123,7 +123,7 @@ public sealed class ReliabilityTests(ITestOutputHelper output) : IDisposable
                 catch (InvalidOperationException) { Interlocked.Increment(ref refused); }
             }
             done.Cancel();
-            other.Wait();
+            await other;
         }
         Assert.True(refused > 0, "two threads never overlapped in 20 s");
 
@@ -290,9 +290,16 @@ public sealed class ReliabilityTests(ITestOutputHelper output) : IDisposable
         e = Assert.Throws<InvalidDataException>(() => Csv.ReadRegression(Path.Combine(_dir, "empty.csv")));
         Assert.Contains("no data rows", e.Message);
     }
+}
 
-    // ---- resources ----------------------------------------------------------------------------------------
+/// <summary>Tests that measure the whole process (its private memory) and so must not share it with other tests.</summary>
+[CollectionDefinition(nameof(WholeProcess), DisableParallelization = true)]
+public sealed class WholeProcess;
 
+/// <summary>The resource soak: steps and trainers leave the managed heap and the process's memory flat.</summary>
+[Collection(nameof(WholeProcess))]
+public sealed class SoakTests(ITestOutputHelper output)
+{
     [Fact]
     public void TenThousandStepsAndAThousandTrainersLeaveMemoryFlat()
     {
@@ -301,6 +308,7 @@ public sealed class ReliabilityTests(ITestOutputHelper output) : IDisposable
         var labels = Numerics.Labels(16, 4, seed: 2);
         using (var warm = net.CreateTrainer(new Adam(), Loss.CrossEntropy, 16))
             for (int i = 0; i < 100; i++) warm.Step(x, labels);
+        Settle();
         long managed0 = GC.GetTotalMemory(forceFullCollection: true);
         long process0 = Process.GetCurrentProcess().PrivateMemorySize64;
         long allocated0 = GC.GetTotalAllocatedBytes(precise: true);
@@ -317,11 +325,20 @@ public sealed class ReliabilityTests(ITestOutputHelper output) : IDisposable
             using var trainer = net.CreateTrainer(new Adam(), Loss.CrossEntropy, 16);
             trainer.Step(x, labels);
         }
+        Settle();
         long managed1 = GC.GetTotalMemory(forceFullCollection: true);
         long process1 = Process.GetCurrentProcess().PrivateMemorySize64;
         output.WriteLine($"managed heap after warm-up {managed0:N0} B, after 10,000 steps and 1,000 trainers {managed1:N0} B ({managed1 - managed0:+#,0;-#,0;0} B); " +
             $"process private memory {process0:N0} → {process1:N0} B; allocated in total {GC.GetTotalAllocatedBytes(precise: true) - allocated0:N0} B (the trainers' own buffers)");
         Assert.True(managed1 - managed0 < 1_000_000, $"the managed heap grew by {managed1 - managed0:N0} bytes");
         Assert.True(process1 - process0 < 64L << 20, $"private memory grew by {process1 - process0:N0} bytes");
+    }
+
+    /// <summary>A full, compacting collection that also returns freed segments to the operating system.</summary>
+    private static void Settle()
+    {
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 }

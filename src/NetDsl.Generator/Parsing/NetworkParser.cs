@@ -251,7 +251,7 @@ internal sealed class NetworkParser
                 continue;
             }
             var shapeAttr = p.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == ShapeAttributeName);
-            if (shapeAttr is null || shapeAttr.ConstructorArguments.Length != 1 || shapeAttr.ConstructorArguments[0].Kind != TypedConstantKind.Array)
+            if (shapeAttr is null || shapeAttr.ConstructorArguments.Length != 1 || shapeAttr.ConstructorArguments[0].Kind != TypedConstantKind.Array || shapeAttr.ConstructorArguments[0].IsNull)
             {
                 Report(Descriptors.MissingShape, span, p.Name);
                 continue;
