@@ -19,7 +19,7 @@ namespace NetDsl.Generator.Tests;
 /// swapped arguments, constants such as 0, negatives and huge values, missing braces, wrong types, generic,
 /// recursive and nested classes, classes split over files) must never make them throw (no CS8785 or AD0001,
 /// no NDSL0900), and a network the generator refuses (it emits the stand-in) must carry an NDSL error.
-/// CI runs 300 cases; <c>NETDSL_FUZZ_CASES=5000 dotnet test tests/NetDsl.Generator.Tests --filter FuzzTests</c>
+/// CI runs 300 cases; <c>NETDSL_FUZZ_CASES=2000 dotnet test tests/NetDsl.Generator.Tests --filter FuzzTests</c>
 /// runs the full set.
 /// </summary>
 public class FuzzTests(ITestOutputHelper output)

@@ -8,6 +8,12 @@ namespace NetDsl.Generator.Diagnostics;
 /// </summary>
 internal sealed record DiagnosticInfo(string Id, int SpanId, EquatableArray<string> Args, EquatableArray<int> RelatedSpanIds)
 {
+    /// <summary>What a code fix needs, as alternating keys and values (the Roslyn diagnostic's properties).</summary>
+    public EquatableArray<string> Fix { get; init; } = EquatableArray<string>.Empty;
+
+    /// <summary>Attaches code-fix data: keys and values alternating.</summary>
+    public DiagnosticInfo WithFix(params string[] keysAndValues) => this with { Fix = new EquatableArray<string>(keysAndValues) };
+
     public static DiagnosticInfo Create(string id, int spanId, params string[] args)
         => new(id, spanId, new EquatableArray<string>(args), EquatableArray<int>.Empty);
 

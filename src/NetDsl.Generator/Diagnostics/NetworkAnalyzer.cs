@@ -42,7 +42,10 @@ public sealed class NetworkAnalyzer : DiagnosticAnalyzer
             {
                 var location = At(parsed, d.SpanId);
                 var related = d.RelatedSpanIds.Select(id => At(parsed, id)).Where(l => l != Location.None).ToArray();
-                ctx.ReportDiagnostic(Diagnostic.Create(Descriptors.Get(d.Id), location, related, d.Args.ToArray()));
+                var properties = ImmutableDictionary<string, string?>.Empty;
+                var fix = d.Fix.ToArray();
+                for (int i = 0; i + 1 < fix.Length; i += 2) properties = properties.SetItem(fix[i], fix[i + 1]);
+                ctx.ReportDiagnostic(Diagnostic.Create(Descriptors.Get(d.Id), location, related, properties, d.Args.ToArray()));
             }
         }
         catch (OperationCanceledException)

@@ -366,9 +366,9 @@ internal sealed class Lowering
         string name = layer.Spec.Name, kind = layer.Spec.Kind;
         int[]? shape = kind switch
         {
-            "BatchNorm2d" => _rules.Features(name, layer.Ints["numFeatures"], "channels", new[] { 3 }, "an image batch [B," + Invariant.Format(layer.Ints["numFeatures"]) + ",H,W]", x, e.SpanId),
-            "BatchNorm1d" => _rules.Features(name, layer.Ints["numFeatures"], "features", new[] { 1, 2 }, "[B," + Invariant.Format(layer.Ints["numFeatures"]) + "] or [B," + Invariant.Format(layer.Ints["numFeatures"]) + ",L]", x, e.SpanId),
-            _ => _rules.Features(name, layer.Ints["normalizedShape"], "features in the last dimension", new[] { 1, 2, 3, 4, 5, 6, 7, 8 }, "[B,…," + Invariant.Format(layer.Ints["normalizedShape"]) + "]", x, e.SpanId, last: true),
+            "BatchNorm2d" => _rules.Features(name, layer.Ints["numFeatures"], "channels", new[] { 3 }, "an image batch [B," + Invariant.Format(layer.Ints["numFeatures"]) + ",H,W]", x, e.SpanId, argument: "numFeatures"),
+            "BatchNorm1d" => _rules.Features(name, layer.Ints["numFeatures"], "features", new[] { 1, 2 }, "[B," + Invariant.Format(layer.Ints["numFeatures"]) + "] or [B," + Invariant.Format(layer.Ints["numFeatures"]) + ",L]", x, e.SpanId, argument: "numFeatures"),
+            _ => _rules.Features(name, layer.Ints["normalizedShape"], "features in the last dimension", new[] { 1, 2, 3, 4, 5, 6, 7, 8 }, "[B,…," + Invariant.Format(layer.Ints["normalizedShape"]) + "]", x, e.SpanId, last: true, argument: "normalizedShape"),
         };
         if (shape is null) return Fail(layer.Spec.SpanId);
         bool batchNorm = kind != "LayerNorm";
@@ -396,7 +396,7 @@ internal sealed class Lowering
         string name = layer.Spec.Name, kind = layer.Spec.Kind;
         int inF = layer.Ints["inputSize"], h = layer.Ints["hiddenSize"];
         int gates = kind == "Rnn" ? 1 : kind == "Gru" ? 3 : 4, g = gates * h;
-        var shape = _rules.Features(name, inF, "input features", new[] { 2 }, "a sequence batch [B,T," + Invariant.Format(inF) + "]", x, e.SpanId, last: true);
+        var shape = _rules.Features(name, inF, "input features", new[] { 2 }, "a sequence batch [B,T," + Invariant.Format(inF) + "]", x, e.SpanId, last: true, argument: "inputSize");
         if (shape is null) return Fail(layer.Spec.SpanId);
         int steps = shape[0], span = e.SpanId, first = _nodes.Count;
         bool bias = layer.Params.ContainsKey("bias_ih_l0");
@@ -606,6 +606,9 @@ internal sealed class Lowering
                     if (axis is null) return Fail();
                     bool select = e.Name == "Select";
                     var startArg = Scalar(e, select ? "index" : "start");
+                    if (select && xs.Length == 1)
+                        return Invalid("Select", "dim", dim, "a dimension of a tensor with more than one per-sample dimension: selecting from " + ShapeMath.WithBatch(xs)
+                            + " would leave one number per sample; use Slice(x, dim: " + Invariant.Format((int)dim.Value) + ", start: " + Invariant.Format((int)startArg.Value) + ", length: 1) to keep [B,1]");
                     int start = (int)startArg.Value;
                     if (select && start < 0) start += xs[axis.Value];
                     int length = select ? 1 : (int)Scalar(e, "length").Value;

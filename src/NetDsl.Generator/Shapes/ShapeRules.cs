@@ -28,11 +28,20 @@ internal sealed class ShapeRules
         if (s.Length > 2)
             return Fail(DiagnosticInfo.Create(Descriptors.RankMismatch.Id, span, layer,
                 "a flat input [B," + Invariant.Format(inFeatures) + "] (or a sequence [B,T," + Invariant.Format(inFeatures) + "])",
-                ShapeMath.WithBatch(s), "; insert Flatten(...) before " + layer + " to get [B," + Invariant.Format(ShapeMath.Product(s)) + "]", Trail(input)));
+                ShapeMath.WithBatch(s), "; insert Flatten(...) before " + layer + " to get [B," + Invariant.Format(ShapeMath.Product(s)) + "]", Trail(input))
+                .WithFix("fix", "flatten", "layer", layer, "features", Invariant.Format(ShapeMath.Product(s))));
+        if (s.Length == 0)
+            return Fail(DiagnosticInfo.Create(Descriptors.RankMismatch.Id, span, layer, "a flat input [B," + Invariant.Format(inFeatures) + "]", ShapeMath.WithBatch(s), "", Trail(input)));
         int k = s[s.Length - 1];
         if (k != inFeatures)
-            return Fail(DiagnosticInfo.Create(Descriptors.FeatureMismatch.Id, span, layer,
-                Invariant.Format(inFeatures) + " input features", Invariant.Format(k) + Factorization(input, k), Trail(input)));
+        {
+            string factors = Factorization(input, k);
+            var error = DiagnosticInfo.Create(Descriptors.FeatureMismatch.Id, span, layer,
+                Invariant.Format(inFeatures) + " input features", Invariant.Format(k) + factors, Trail(input));
+            return Fail(factors.Length > 0
+                ? error.WithFix("fix", "argument", "layer", layer, "argument", "inFeatures", "value", Invariant.Format(k), "product", factors.Substring(3).Replace("x", " * "))
+                : error.WithFix("fix", "argument", "layer", layer, "argument", "inFeatures", "value", Invariant.Format(k)));
+        }
         var output = (int[])s.Clone();
         output[output.Length - 1] = outFeatures;
         return output;
@@ -48,7 +57,8 @@ internal sealed class ShapeRules
                 s.Length < 3 ? "; reshape it to channels, height and width with Reshape(x, C, H, W)" : "", Trail(input)));
         if (s[0] != inChannels)
             return Fail(DiagnosticInfo.Create(Descriptors.FeatureMismatch.Id, span, layer,
-                Invariant.Format(inChannels) + " input channels", Invariant.Format(s[0]) + " channels " + ShapeMath.WithBatch(s), Trail(input)));
+                Invariant.Format(inChannels) + " input channels", Invariant.Format(s[0]) + " channels " + ShapeMath.WithBatch(s), Trail(input))
+                .WithFix("fix", "argument", "layer", layer, "argument", "inChannels", "value", Invariant.Format(s[0])));
         return Window(layer, "conv2d", outChannels, kernel, stride, padding, input, span);
     }
 
@@ -56,22 +66,25 @@ internal sealed class ShapeRules
     /// A layer that reads the features at per-sample axis <paramref name="axis"/> of a tensor of one of
     /// <paramref name="ranks"/> (BatchNorm: the channels at axis 0; LayerNorm and recurrent layers: the last axis).
     /// </summary>
-    public int[]? Features(string layer, int features, string what, int[] ranks, string expectedShape, int input, int span, bool last = false)
+    public int[]? Features(string layer, int features, string what, int[] ranks, string expectedShape, int input, int span, bool last = false, string argument = "")
     {
         int[] s = _nodes[input].Shape;
         if (Array.IndexOf(ranks, s.Length) < 0)
             return Fail(DiagnosticInfo.Create(Descriptors.RankMismatch.Id, span, layer, expectedShape, ShapeMath.WithBatch(s), "", Trail(input)));
         int axis = last ? s.Length - 1 : 0;
         if (s[axis] != features)
-            return Fail(DiagnosticInfo.Create(Descriptors.FeatureMismatch.Id, span, layer,
-                Invariant.Format(features) + " " + what, Invariant.Format(s[axis]) + " " + what + " " + ShapeMath.WithBatch(s), Trail(input)));
+        {
+            var error = DiagnosticInfo.Create(Descriptors.FeatureMismatch.Id, span, layer,
+                Invariant.Format(features) + " " + what, Invariant.Format(s[axis]) + " " + what + " " + ShapeMath.WithBatch(s), Trail(input));
+            return Fail(argument.Length > 0 ? error.WithFix("fix", "argument", "layer", layer, "argument", argument, "value", Invariant.Format(s[axis])) : error);
+        }
         return s;
     }
 
     /// <summary>ConvTranspose2d: <c>[C, H, W] → [O, (H−1)·s − 2p + k + op, …]</c>.</summary>
     public int[]? ConvTranspose2d(string layer, int inChannels, int outChannels, int kernel, int stride, int padding, int outputPadding, int input, int span)
     {
-        var s = Features(layer, inChannels, "input channels", new[] { 3 }, "an image batch [B," + Invariant.Format(inChannels) + ",H,W]", input, span);
+        var s = Features(layer, inChannels, "input channels", new[] { 3 }, "an image batch [B," + Invariant.Format(inChannels) + ",H,W]", input, span, argument: "inChannels");
         if (s is null) return null;
         long oh = (long)(s[1] - 1) * stride - 2L * padding + kernel + outputPadding;
         long ow = (long)(s[2] - 1) * stride - 2L * padding + kernel + outputPadding;
