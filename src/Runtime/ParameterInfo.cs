@@ -156,6 +156,15 @@ public sealed class NetworkDescription
     /// <summary>The node of <see cref="Graph"/> that is the network's output.</summary>
     public int GraphOutput { get; init; } = -1;
 
+    /// <summary>The bucket cap the generator planned with ([Network(GradientBucketBytes = ...)], default 1 MiB).</summary>
+    public int GradientBucketBytes { get; init; }
+
+    /// <summary>
+    /// The data-parallel communication plan, computed at build time: contiguous slices of the flat gradient buffer
+    /// in the order backward finishes them. Generated backward code signals each one as soon as it is final.
+    /// </summary>
+    public IReadOnlyList<GradientBucket> GradientBuckets { get; init; } = Array.Empty<GradientBucket>();
+
     /// <summary>Finds a state tensor by its state_dict name.</summary>
     public StateInfo? FindState(string name)
     {
@@ -188,3 +197,10 @@ public sealed class NetworkDescription
 /// <param name="IndicesPerSample">Ints of the index arena (max-pool positions) per sample.</param>
 /// <param name="Scratch">Elements of im2col column buffer each worker thread needs, independent of the batch.</param>
 public readonly record struct MemoryPlanSizes(int ActivationsPerSample, int IndicesPerSample, int Scratch);
+
+/// <summary>One bucket of <see cref="NetworkDescription.GradientBuckets"/>.</summary>
+/// <param name="Offset">First element in the flat gradient (and parameter) buffer.</param>
+/// <param name="Length">Elements.</param>
+/// <param name="ReadyAfterStep">The training-schedule step (1-based, as numbered in the generated code) after which the bucket is final.</param>
+/// <param name="Parameters">The parameters whose gradients it holds, in the order backward finishes them.</param>
+public sealed record GradientBucket(int Offset, int Length, int ReadyAfterStep, IReadOnlyList<string> Parameters);

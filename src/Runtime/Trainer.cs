@@ -311,6 +311,9 @@ internal sealed class CpuTrainer<T> : Trainer<T> where T : unmanaged, IFloatingP
 
     public override ReadOnlySpan<T> Gradients => _workspace.Gradients;
 
+    /// <summary>The workspace backward runs in (the distributed trainer listens to its bucket signals).</summary>
+    internal Workspace<T> Workspace => _workspace;
+
     public override ReadOnlySpan<T> Outputs => _output.AsSpan(0, _lastBatch * Network.Description.OutputSize);
 
     protected override T ForwardBackward(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels, ReadOnlySpan<T> targets, bool useLabels, int batch)

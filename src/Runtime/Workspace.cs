@@ -41,6 +41,9 @@ public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Parameter gradients, in the parameters' layout (empty for inference workspaces).</summary>
     public Span<T> Gradients => _gradients;
 
+    /// <summary>The gradient buffer as memory, for collectives that hold it across calls.</summary>
+    internal Memory<T> GradientMemory => _gradients;
+
     /// <summary>
     /// Seed for the dropout masks of the current step. Masks come from a counter-based hash of
     /// (seed, element index), so the backward pass recomputes them instead of storing them, and the result
@@ -48,7 +51,24 @@ public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// </summary>
     public ulong DropoutSeed { get; set; }
 
+    /// <summary>
+    /// Told, during backward, each time a gradient bucket of <see cref="NetworkDescription.GradientBuckets"/> is
+    /// final (a distributed trainer starts its allreduce then); null when nobody listens.
+    /// </summary>
+    public IGradientBucketListener? BucketListener { get; set; }
+
+    /// <summary>Called by generated backward code when gradient bucket <paramref name="bucket"/> is final.</summary>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public void GradientBucketReady(int bucket) => BucketListener?.BucketReady(bucket);
+
     /// <summary>Total bytes this workspace holds.</summary>
     public long Bytes => (long)(_activations.Length + _gradients.Length) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>()
                          + (long)_indices.Length * sizeof(int);
+}
+
+/// <summary>Receives the gradient-bucket signals of generated backward code (see <see cref="Workspace{T}.BucketListener"/>).</summary>
+public interface IGradientBucketListener
+{
+    /// <summary>Every gradient in bucket <paramref name="bucket"/> is final for this step.</summary>
+    void BucketReady(int bucket);
 }

@@ -31,6 +31,10 @@ namespace Samples.FashionMnist;
 /// im2col columns:          225,792 bytes per worker thread
 /// steps:                   training 23 (forward 10, backward 13), inference 10
 /// device launches:         25 per training step (the steps, the fused loss, the optimizer), 10 per inference
+/// gradient buckets:        3 of at most 1,048,576 bytes, allreduced by a distributed trainer as backward finishes each:
+///   #0 after step 13: 5,672 bytes at element 420,416 (fc2.bias, fc2.weight, fc1.bias)
+///   #1 after step 13: 1,605,632 bytes at element 19,008 (fc1.weight)
+///   #2 after step 23: 76,032 bytes at element 0 (bn2.bias, bn2.weight, conv2.bias, conv2.weight, bn1.bias, bn1.weight, conv1.bias, conv1.weight)
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -107,6 +111,13 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                 new("BiasAdd", [16], [10]) { Param = "fc2.bias" },
             ],
             GraphOutput = 17,
+            GradientBucketBytes = 1048576,
+            GradientBuckets =
+            [
+                new(420416, 1418, 13, ["fc2.bias", "fc2.weight", "fc1.bias"]),
+                new(19008, 401408, 13, ["fc1.weight"]),
+                new(0, 19008, 23, ["bn2.bias", "bn2.weight", "conv2.bias", "conv2.weight", "bn1.bias", "bn1.weight", "conv1.bias", "conv1.weight"]),
+            ],
             States =
             [
                 new("bn1.running_mean", Layout.state_bn1_running_mean, [32], global::NetDsl.Runtime.ParameterInit.Zeros, IsCount: false),
@@ -237,6 +248,8 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 13. dfc1.bias: sum of d[B,128] over all but dim 1; dfc1.weight: d[B,128]ᵀ·[B,3136] → [128,3136]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 128, 1, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), gradients.Slice(Layout.fc1_bias, Layout.fc1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 3136, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), gradients.Slice(Layout.fc1_weight, Layout.fc1_weight_length), accumulate: false);
+        workspace.GradientBucketReady(0); // fc2.bias, fc2.weight, fc1.bias are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(1); // fc1.weight are final: a distributed trainer starts their allreduce
 
         // 14. dfc1 input: d[B,128]·fc1.weight → [B,3136]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 3136, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false);
@@ -285,6 +298,7 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 23. dconv1.bias: sum of d[B,32,28,28] over all but dim 1; dconv1.weight: correlate [B,1,28,28] with d[B,32,28,28] → [32,1,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 784, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(1, 28, 28, 32, 28, 28, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false);
+        workspace.GradientBucketReady(2); // bn2.bias, bn2.weight, conv2.bias, conv2.weight, bn1.bias, bn1.weight, conv1.bias, conv1.weight are final: a distributed trainer starts their allreduce
     }
 
     /// <inheritdoc />

@@ -19,6 +19,8 @@ namespace Samples.LinearRegression;
 /// im2col columns:          0 bytes per worker thread
 /// steps:                   training 2 (forward 1, backward 1), inference 1
 /// device launches:         4 per training step (the steps, the fused loss, the optimizer), 1 per inference
+/// gradient buckets:        1 of at most 1,048,576 bytes, allreduced by a distributed trainer as backward finishes each:
+///   #0 after step 2: 8 bytes at element 0 (line.bias, line.weight)
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -70,6 +72,11 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
                 new("BiasAdd", [1], [1]) { Param = "line.bias" },
             ],
             GraphOutput = 2,
+            GradientBucketBytes = 1048576,
+            GradientBuckets =
+            [
+                new(0, 2, 2, ["line.bias", "line.weight"]),
+            ],
         };
 
     /// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name="seed"/>.</summary>
@@ -102,6 +109,7 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         // 2. dline.bias: sum of d[B,1] over all but dim 1; dline.weight: d[B,1]ᵀ·[B,1] → [1,1]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 1, 1, outputGradient, gradients.Slice(Layout.line_bias, Layout.line_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 1, 1, batch, outputGradient, input, gradients.Slice(Layout.line_weight, Layout.line_weight_length), accumulate: false);
+        workspace.GradientBucketReady(0); // line.bias, line.weight are final: a distributed trainer starts their allreduce
     }
 
     /// <inheritdoc />

@@ -28,6 +28,10 @@ namespace Samples.SeedCnn;
 /// im2col columns:          294,912 bytes per worker thread
 /// steps:                   training 17 (forward 6, backward 11), inference 6
 /// device launches:         19 per training step (the steps, the fused loss, the optimizer), 6 per inference
+/// gradient buckets:        3 of at most 1,048,576 bytes, allreduced by a distributed trainer as backward finishes each:
+///   #0 after step 9: 5,672 bytes at element 543,680 (fc2.bias, fc2.weight, fc1.bias)
+///   #1 after step 9: 2,097,152 bytes at element 19,392 (fc1.weight)
+///   #2 after step 17: 77,568 bytes at element 0 (conv2.bias, conv2.weight, conv1.bias, conv1.weight)
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -97,6 +101,13 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                 new("BiasAdd", [13], [10]) { Param = "fc2.bias" },
             ],
             GraphOutput = 14,
+            GradientBucketBytes = 1048576,
+            GradientBuckets =
+            [
+                new(543680, 1418, 9, ["fc2.bias", "fc2.weight", "fc1.bias"]),
+                new(19392, 524288, 9, ["fc1.weight"]),
+                new(0, 19392, 17, ["conv2.bias", "conv2.weight", "conv1.bias", "conv1.weight"]),
+            ],
         };
 
     /// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name="seed"/>.</summary>
@@ -188,6 +199,8 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 9. dfc1.bias: sum of d[B,128] over all but dim 1; dfc1.weight: d[B,128]ᵀ·[B,4096] → [128,4096]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 128, 1, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), gradients.Slice(Layout.fc1_bias, Layout.fc1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 4096, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), gradients.Slice(Layout.fc1_weight, Layout.fc1_weight_length), accumulate: false);
+        workspace.GradientBucketReady(0); // fc2.bias, fc2.weight, fc1.bias are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(1); // fc1.weight are final: a distributed trainer starts their allreduce
 
         // 10. dfc1 input: d[B,128]·fc1.weight → [B,4096]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 4096, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false);
@@ -230,6 +243,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 17. dconv1.bias: sum of d[B,32,32,32] over all but dim 1; dconv1.weight: correlate [B,3,32,32] with d[B,32,32,32] → [32,3,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 1024, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false);
+        workspace.GradientBucketReady(2); // conv2.bias, conv2.weight, conv1.bias, conv1.weight are final: a distributed trainer starts their allreduce
     }
 
     /// <inheritdoc />

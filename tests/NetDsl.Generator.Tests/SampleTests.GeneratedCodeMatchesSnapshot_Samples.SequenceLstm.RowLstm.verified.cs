@@ -21,6 +21,9 @@ namespace Samples.SequenceLstm;
 /// im2col columns:          0 bytes per worker thread
 /// steps:                   training 675 (forward 308, backward 367), inference 308
 /// device launches:         677 per training step (the steps, the fused loss, the optimizer), 308 per inference
+/// gradient buckets:        2 of at most 1,048,576 bytes, allreduced by a distributed trainer as backward finishes each:
+///   #0 after step 309: 5,160 bytes at element 80,896 (fc.bias, fc.weight)
+///   #1 after step 675: 323,584 bytes at element 0 (lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0, lstm.weight_ih_l0)
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -552,6 +555,12 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
                 new("BiasAdd", [477], [10]) { Param = "fc.bias" },
             ],
             GraphOutput = 478,
+            GradientBucketBytes = 1048576,
+            GradientBuckets =
+            [
+                new(80896, 1290, 309, ["fc.bias", "fc.weight"]),
+                new(0, 80896, 675, ["lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0", "lstm.weight_ih_l0"]),
+            ],
         };
 
     /// <summary>Creates the network with parameters initialized as PyTorch initializes the same layers, from <paramref name="seed"/>.</summary>
@@ -2759,6 +2768,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         // 309. dfc.bias: sum of d[B,10] over all but dim 1; dfc.weight: d[B,10]ᵀ·[B,128] → [10,128]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 10, 1, outputGradient, gradients.Slice(Layout.fc_bias, Layout.fc_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 10, 128, batch, outputGradient, activations.Slice(Layout.Training.@select * capacity, batch * Sizes.@select), gradients.Slice(Layout.fc_weight, Layout.fc_weight_length), accumulate: false);
+        workspace.GradientBucketReady(0); // fc.bias, fc.weight are final: a distributed trainer starts their allreduce
 
         // 310. dfc input: d[B,10]·fc.weight → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc_weight, Layout.fc_weight_length), activations.Slice(Layout.Training.d_select * capacity, batch * Sizes.@select), accumulate: false);
@@ -5256,6 +5266,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         // 675. dlstm.bias_hh_l0: sum of d[B,28,512] over all but dim 2; dlstm.weight_ih_l0: d[B,28,512]ᵀ·[B,28,28] → [512,28]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch * 28, 512, 1, activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), gradients.Slice(Layout.lstm_bias_hh_l0, Layout.lstm_bias_hh_l0_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 28, batch * 28, activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), input, gradients.Slice(Layout.lstm_weight_ih_l0, Layout.lstm_weight_ih_l0_length), accumulate: false);
+        workspace.GradientBucketReady(1); // lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0, lstm.weight_ih_l0 are final: a distributed trainer starts their allreduce
     }
 
     /// <inheritdoc />

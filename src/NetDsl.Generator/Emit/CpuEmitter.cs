@@ -30,10 +30,12 @@ internal sealed class CpuEmitter
     }
 
     /// <summary>Writes the body of the method running <paramref name="from"/>..<paramref name="to"/> of the schedule.</summary>
-    public static void EmitBody(NetworkGraph graph, Schedule schedule, string planClass, int from, int to, bool backward, CodeWriter w, FusedLoops loops)
-        => new CpuEmitter(graph, schedule, planClass, w, loops).Body(from, to, backward);
+    /// <param name="after">Lines to write after a step (by schedule index): the gradient-bucket signals of backward.</param>
+    public static void EmitBody(NetworkGraph graph, Schedule schedule, string planClass, int from, int to, bool backward, CodeWriter w, FusedLoops loops,
+        IReadOnlyDictionary<int, List<string>>? after = null)
+        => new CpuEmitter(graph, schedule, planClass, w, loops).Body(from, to, backward, after);
 
-    private void Body(int from, int to, bool backward)
+    private void Body(int from, int to, bool backward, IReadOnlyDictionary<int, List<string>>? after)
     {
         var steps = _schedule.Steps.Skip(from).Take(to - from).ToList();
         var used = new HashSet<BufferKind>(steps.SelectMany(s => s.Reads.Concat(s.Writes)).Select(b => _schedule.Buffers[b].Kind));
@@ -51,6 +53,8 @@ internal sealed class CpuEmitter
             if (i > 0) _w.Line();
             _w.Line($"// {from + i + 1}. {steps[i].Comment}");
             Step(steps[i]);
+            if (after is not null && after.TryGetValue(from + i, out var lines))
+                foreach (var line in lines) _w.Line(line);
         }
     }
 

@@ -1,4 +1,6 @@
 using System.Linq;
+using System.Collections.Generic;
+using NetDsl.Generator.Distributed;
 using NetDsl.Generator.Graph;
 using NetDsl.Generator.Memory;
 using NetDsl.Generator.Model;
@@ -16,6 +18,7 @@ internal static class NetworkEmitter
     {
         var summary = Summary.Build(graph, trainingPlan, inferencePlan, training.Steps.Count, inference.Steps.Count);
         string t = graph.ElementType;
+        var buckets = GradientBucketPlanner.Plan(graph, training, spec.GradientBucketBytes, (int)summary.ElementBytes);
         string name = Names.Identifier(spec.Name);
         var w = new CodeWriter();
         Header(spec, w, deviceKernels);
@@ -35,6 +38,9 @@ internal static class NetworkEmitter
         w.Line($"/// im2col columns:          {Invariant.Grouped(trainingPlan.Scratch * bytes)} bytes per worker thread");
         w.Line($"/// steps:                   training {summary.TrainingSteps} (forward {training.ForwardSteps}, backward {training.Steps.Count - training.ForwardSteps}), inference {summary.InferenceSteps}");
         w.Line($"/// device launches:         {summary.TrainingSteps + 2} per training step (the steps, the fused loss, the optimizer), {summary.InferenceSteps} per inference");
+        w.Line($"/// gradient buckets:        {buckets.Count} of at most {Invariant.Grouped(spec.GradientBucketBytes)} bytes, allreduced by a distributed trainer as backward finishes each:");
+        foreach (var b in buckets)
+            w.Line($"///   #{Invariant.Format(b.Index)} after step {Invariant.Format(b.ReadyAfterStep + 1)}: {Invariant.Grouped(b.Length * bytes)} bytes at element {Invariant.Grouped(b.Offset)} ({Names.Xml(string.Join(", ", b.Parameters))})");
         w.Line("/// </code>");
         w.Line("/// </summary>");
         w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.Quote(GeneratorName)}, {Names.Quote(GeneratorVersion)})]");
@@ -93,6 +99,12 @@ internal static class NetworkEmitter
             w.Line("        " + GraphNode(graph, n) + ",");
         w.Line("    ],");
         w.Line($"    GraphOutput = {Invariant.Format(graph.Output)},");
+        w.Line($"    GradientBucketBytes = {Invariant.Format(spec.GradientBucketBytes)},");
+        w.Line("    GradientBuckets =");
+        w.Line("    [");
+        foreach (var b in buckets)
+            w.Line($"        new({Invariant.Format(b.Offset)}, {Invariant.Format(b.Length)}, {Invariant.Format(b.ReadyAfterStep + 1)}, [{string.Join(", ", b.Parameters.Select(Names.Quote))}]),");
+        w.Line("    ],");
         if (graph.States.Count > 0)
         {
             w.Line("    States =");
@@ -119,7 +131,13 @@ internal static class NetworkEmitter
         w.Line();
         w.Line("/// <inheritdoc />");
         w.Open($"protected override void Backward({ro} input, {ro} output, {ro} outputGradient, {ws} workspace, int batch)");
-        CpuEmitter.EmitBody(graph, training, "Layout.Training", training.ForwardSteps, training.Steps.Count, backward: true, w, loops);
+        var signals = new Dictionary<int, List<string>>();
+        foreach (var b in buckets)
+        {
+            if (!signals.TryGetValue(b.ReadyAfterStep, out var lines)) signals[b.ReadyAfterStep] = lines = new List<string>();
+            lines.Add($"workspace.GradientBucketReady({Invariant.Format(b.Index)}); // {string.Join(", ", b.Parameters)} are final: a distributed trainer starts their allreduce");
+        }
+        CpuEmitter.EmitBody(graph, training, "Layout.Training", training.ForwardSteps, training.Steps.Count, backward: true, w, loops, signals);
         w.Close();
         w.Line();
         w.Line("/// <inheritdoc />");

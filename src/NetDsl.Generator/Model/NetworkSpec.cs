@@ -17,8 +17,12 @@ internal sealed record NetworkSpec(
     EquatableArray<InputSpec> Inputs,
     EquatableArray<StatementSpec> Body,
     EquatableArray<DiagnosticInfo> Diagnostics,
-    bool CanEmit)
+    bool CanEmit,
+    int GradientBucketBytes = NetworkSpec.DefaultGradientBucketBytes)
 {
+    /// <summary>The largest gradient bucket for data-parallel training unless [Network(GradientBucketBytes = ...)] says otherwise: 1 MiB.</summary>
+    public const int DefaultGradientBucketBytes = 1 << 20;
+
     /// <summary>The fully qualified name, for hint names and messages.</summary>
     public string FullName => Namespace.Length == 0 ? Name : Namespace + "." + Name;
 }

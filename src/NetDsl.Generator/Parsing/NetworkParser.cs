@@ -101,7 +101,8 @@ internal sealed class NetworkParser
     {
         string ns = _type.ContainingNamespace is { IsGlobalNamespace: false } n ? n.ToDisplayString() : "";
         string access = _type.DeclaredAccessibility == Accessibility.Public ? "public" : "internal";
-        var spec = new NetworkSpec(ns, _type.Name, access, ReadPrecision(), layers, inputs, body, _diagnostics.ToEquatableArray(), canEmit);
+        int bucketBytes = ReadGradientBucketBytes();
+        var spec = new NetworkSpec(ns, _type.Name, access, ReadPrecision(), layers, inputs, body, _diagnostics.ToEquatableArray(), canEmit && bucketBytes > 0, bucketBytes);
         return new ParseResult(spec, _spans.ToArray());
     }
 
@@ -166,6 +167,23 @@ internal sealed class NetworkParser
                     return "double";
         }
         return "float";
+    }
+
+    /// <summary>[Network(GradientBucketBytes = n)]: the bucket cap of the data-parallel plan; must be positive.</summary>
+    private int ReadGradientBucketBytes()
+    {
+        foreach (var a in _type.GetAttributes())
+        {
+            if (a.AttributeClass?.ToDisplayString() != "NetDsl.NetworkAttribute") continue;
+            foreach (var named in a.NamedArguments)
+            {
+                if (named.Key != "GradientBucketBytes") continue;
+                if (named.Value.Value is int n && n > 0) return n;
+                Report(Descriptors.InvalidArgument, 0, "Network", "GradientBucketBytes", named.Value.Value is int bad ? Invariant.Format(bad) : "not an int", "a positive number of bytes (default 1 MiB = 1048576)");
+                return 0;
+            }
+        }
+        return NetworkSpec.DefaultGradientBucketBytes;
     }
 
     // ---- layers --------------------------------------------------------------------------------------------
