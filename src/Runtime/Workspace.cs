@@ -61,6 +61,10 @@ public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
     [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
     public void GradientBucketReady(int bucket) => BucketListener?.BucketReady(bucket);
 
+    /// <summary>Called by generated backward code after each step while bucket allreduces may be in flight.</summary>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public void GradientProgress() => BucketListener?.Progress();
+
     /// <summary>Total bytes this workspace holds.</summary>
     public long Bytes => (long)(_activations.Length + _gradients.Length) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>()
                          + (long)_indices.Length * sizeof(int);
@@ -71,4 +75,7 @@ public interface IGradientBucketListener
 {
     /// <summary>Every gradient in bucket <paramref name="bucket"/> is final for this step.</summary>
     void BucketReady(int bucket);
+
+    /// <summary>Backward finished another step while allreduces may be in flight: a chance to drive them.</summary>
+    void Progress();
 }

@@ -223,7 +223,7 @@ partial class ConvAutoencoder : global::NetDsl.Runtime.CompiledNetwork<float>
         // 14. denc1.bias: sum of d[B,16,14,14] over all but dim 1; denc1.weight: correlate [B,1,28,28] with d[B,16,14,14] → [16,1,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 16, 196, activations.Slice(Layout.Training.d_enc1_bias * capacity, batch * Sizes.enc1_bias), gradients.Slice(Layout.enc1_bias, Layout.enc1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(1, 28, 28, 16, 14, 14, 3, 2, 1), batch, input, activations.Slice(Layout.Training.d_enc1_bias * capacity, batch * Sizes.enc1_bias), gradients.Slice(Layout.enc1_weight, Layout.enc1_weight_length), accumulate: false);
-        workspace.GradientBucketReady(0); // dec2.bias, dec2.weight, dec1.bias, dec1.weight, enc2.bias, enc2.weight, enc1.bias, enc1.weight are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(0); // bucket 0 (dec2.bias, dec2.weight, dec1.bias, dec1.weight, enc2.bias, enc2.weight, enc1.bias, enc1.weight) is final: a distributed trainer starts its allreduce
     }
 
     /// <inheritdoc />

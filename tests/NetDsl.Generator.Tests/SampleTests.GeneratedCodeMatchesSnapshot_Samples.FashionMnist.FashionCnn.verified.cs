@@ -248,14 +248,16 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 13. dfc1.bias: sum of d[B,128] over all but dim 1; dfc1.weight: d[B,128]ᵀ·[B,3136] → [128,3136]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 128, 1, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), gradients.Slice(Layout.fc1_bias, Layout.fc1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 3136, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), gradients.Slice(Layout.fc1_weight, Layout.fc1_weight_length), accumulate: false);
-        workspace.GradientBucketReady(0); // fc2.bias, fc2.weight, fc1.bias are final: a distributed trainer starts their allreduce
-        workspace.GradientBucketReady(1); // fc1.weight are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(0); // bucket 0 (fc2.bias, fc2.weight, fc1.bias) is final: a distributed trainer starts its allreduce
+        workspace.GradientBucketReady(1); // bucket 1 (fc1.weight) is final: a distributed trainer starts its allreduce
 
         // 14. dfc1 input: d[B,128]·fc1.weight → [B,3136]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 3136, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false);
+        workspace.GradientProgress();
 
         // 15. dmax_pool2d(2): d[B,64,7,7] → [B,64,14,14] through the recorded max positions
         global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(64, 14, 14, 64, 7, 7, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
+        workspace.GradientProgress();
 
         // 16. drelu: d[B,64,14,14] where the output is positive
         {
@@ -267,19 +269,24 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.bn2, 64);
         }
+        workspace.GradientProgress();
 
         // 17. dbn2: dX, dγ, dβ from d[B,64,14,14] and the saved statistics
         global::NetDsl.Runtime.Cpu.Normalization.BatchNormBackward(batch, 64, 196, activations.Slice(Layout.Training.conv2_bias_2 * capacity, batch * Sizes.conv2_bias), activations.Slice(Layout.Training.d_bn2 * capacity, batch * Sizes.bn2), activations.Slice(Layout.Training.bn2_mean * capacity, batch * 64), activations.Slice(Layout.Training.bn2_invstd * capacity, batch * 64), parameters.Slice(Layout.bn2_weight, Layout.bn2_weight_length), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.bn2_weight, Layout.bn2_weight_length), gradients.Slice(Layout.bn2_bias, Layout.bn2_bias_length), accumulateInput: false, accumulateWeight: false, accumulateBias: false);
+        workspace.GradientProgress();
 
         // 18. dconv2.bias: sum of d[B,64,14,14] over all but dim 1; dconv2.weight: correlate [B,32,14,14] with d[B,64,14,14] → [64,32,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 64, 196, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_bias, Layout.conv2_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(32, 14, 14, 64, 14, 14, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_weight, Layout.conv2_weight_length), accumulate: false);
+        workspace.GradientProgress();
 
         // 19. dconv2 input: transposed conv of d[B,64,14,14] with conv2.weight → [B,32,14,14]
         global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(32, 14, 14, 64, 14, 14, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), accumulate: false);
+        workspace.GradientProgress();
 
         // 20. dmax_pool2d(2): d[B,32,14,14] → [B,32,28,28] through the recorded max positions
         global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 28, 28, 32, 14, 14, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), accumulate: false);
+        workspace.GradientProgress();
 
         // 21. drelu: d[B,32,28,28] where the output is positive
         {
@@ -291,14 +298,16 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.bn1, 64);
         }
+        workspace.GradientProgress();
 
         // 22. dbn1: dX, dγ, dβ from d[B,32,28,28] and the saved statistics
         global::NetDsl.Runtime.Cpu.Normalization.BatchNormBackward(batch, 32, 784, activations.Slice(Layout.Training.conv1_bias_2 * capacity, batch * Sizes.conv1_bias), activations.Slice(Layout.Training.d_bn1 * capacity, batch * Sizes.bn1), activations.Slice(Layout.Training.bn1_mean * capacity, batch * 32), activations.Slice(Layout.Training.bn1_invstd * capacity, batch * 32), parameters.Slice(Layout.bn1_weight, Layout.bn1_weight_length), activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.bn1_weight, Layout.bn1_weight_length), gradients.Slice(Layout.bn1_bias, Layout.bn1_bias_length), accumulateInput: false, accumulateWeight: false, accumulateBias: false);
+        workspace.GradientProgress();
 
         // 23. dconv1.bias: sum of d[B,32,28,28] over all but dim 1; dconv1.weight: correlate [B,1,28,28] with d[B,32,28,28] → [32,1,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 784, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(1, 28, 28, 32, 28, 28, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false);
-        workspace.GradientBucketReady(2); // bn2.bias, bn2.weight, conv2.bias, conv2.weight, bn1.bias, bn1.weight, conv1.bias, conv1.weight are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(2); // bucket 2 (bn2.bias, bn2.weight, conv2.bias, conv2.weight, bn1.bias, bn1.weight, conv1.bias, conv1.weight) is final: a distributed trainer starts its allreduce
     }
 
     /// <inheritdoc />

@@ -109,7 +109,7 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         // 2. dline.bias: sum of d[B,1] over all but dim 1; dline.weight: d[B,1]ᵀ·[B,1] → [1,1]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 1, 1, outputGradient, gradients.Slice(Layout.line_bias, Layout.line_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 1, 1, batch, outputGradient, input, gradients.Slice(Layout.line_weight, Layout.line_weight_length), accumulate: false);
-        workspace.GradientBucketReady(0); // line.bias, line.weight are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(0); // bucket 0 (line.bias, line.weight) is final: a distributed trainer starts its allreduce
     }
 
     /// <inheritdoc />

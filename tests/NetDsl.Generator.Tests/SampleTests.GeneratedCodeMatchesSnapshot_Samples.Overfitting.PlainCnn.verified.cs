@@ -237,7 +237,7 @@ partial class PlainCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 17. dconv1.bias: sum of d[B,16,28,28] over all but dim 1; dconv1.weight: correlate [B,1,28,28] with d[B,16,28,28] → [16,1,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 16, 784, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(1, 28, 28, 16, 28, 28, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false);
-        workspace.GradientBucketReady(0); // fc2.bias, fc2.weight, fc1.bias, fc1.weight, conv2.bias, conv2.weight, conv1.bias, conv1.weight are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(0); // bucket 0 (fc2.bias, fc2.weight, fc1.bias, fc1.weight, conv2.bias, conv2.weight, conv1.bias, conv1.weight) is final: a distributed trainer starts its allreduce
     }
 
     /// <inheritdoc />

@@ -199,14 +199,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 9. dfc1.bias: sum of d[B,128] over all but dim 1; dfc1.weight: d[B,128]ᵀ·[B,4096] → [128,4096]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 128, 1, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), gradients.Slice(Layout.fc1_bias, Layout.fc1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 4096, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), gradients.Slice(Layout.fc1_weight, Layout.fc1_weight_length), accumulate: false);
-        workspace.GradientBucketReady(0); // fc2.bias, fc2.weight, fc1.bias are final: a distributed trainer starts their allreduce
-        workspace.GradientBucketReady(1); // fc1.weight are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(0); // bucket 0 (fc2.bias, fc2.weight, fc1.bias) is final: a distributed trainer starts its allreduce
+        workspace.GradientBucketReady(1); // bucket 1 (fc1.weight) is final: a distributed trainer starts its allreduce
 
         // 10. dfc1 input: d[B,128]·fc1.weight → [B,4096]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 4096, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false);
+        workspace.GradientProgress();
 
         // 11. dmax_pool2d(2): d[B,64,8,8] → [B,64,16,16] through the recorded max positions
         global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
+        workspace.GradientProgress();
 
         // 12. drelu: d[B,64,16,16] where the output is positive
         {
@@ -218,16 +220,20 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.conv2_bias, 64);
         }
+        workspace.GradientProgress();
 
         // 13. dconv2.bias: sum of d[B,64,16,16] over all but dim 1; dconv2.weight: correlate [B,32,16,16] with d[B,64,16,16] → [64,32,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 64, 256, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_bias, Layout.conv2_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_weight, Layout.conv2_weight_length), accumulate: false);
+        workspace.GradientProgress();
 
         // 14. dconv2 input: transposed conv of d[B,64,16,16] with conv2.weight → [B,32,16,16]
         global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), accumulate: false);
+        workspace.GradientProgress();
 
         // 15. dmax_pool2d(2): d[B,32,16,16] → [B,32,32,32] through the recorded max positions
         global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), accumulate: false);
+        workspace.GradientProgress();
 
         // 16. drelu: d[B,32,32,32] where the output is positive
         {
@@ -239,11 +245,12 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.conv1_bias, 64);
         }
+        workspace.GradientProgress();
 
         // 17. dconv1.bias: sum of d[B,32,32,32] over all but dim 1; dconv1.weight: correlate [B,3,32,32] with d[B,32,32,32] → [32,3,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 1024, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false);
-        workspace.GradientBucketReady(2); // conv2.bias, conv2.weight, conv1.bias, conv1.weight are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(2); // bucket 2 (conv2.bias, conv2.weight, conv1.bias, conv1.weight) is final: a distributed trainer starts its allreduce
     }
 
     /// <inheritdoc />

@@ -2768,10 +2768,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         // 309. dfc.bias: sum of d[B,10] over all but dim 1; dfc.weight: d[B,10]ᵀ·[B,128] → [10,128]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 10, 1, outputGradient, gradients.Slice(Layout.fc_bias, Layout.fc_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 10, 128, batch, outputGradient, activations.Slice(Layout.Training.@select * capacity, batch * Sizes.@select), gradients.Slice(Layout.fc_weight, Layout.fc_weight_length), accumulate: false);
-        workspace.GradientBucketReady(0); // fc.bias, fc.weight are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(0); // bucket 0 (fc.bias, fc.weight) is final: a distributed trainer starts its allreduce
 
         // 310. dfc input: d[B,10]·fc.weight → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc_weight, Layout.fc_weight_length), activations.Slice(Layout.Training.d_select * capacity, batch * Sizes.@select), accumulate: false);
+        workspace.GradientProgress();
 
         // 311. dlstm starts at zero (only slices of it are used)
         {
@@ -2781,93 +2782,123 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_output, 64);
         }
+        workspace.GradientProgress();
 
         // 312. dselect(dim 1, -1): d[B,128] added into dim 1 [27, 28) of dlstm
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 27, 128, activations.Slice(Layout.Training.d_select * capacity, batch * Sizes.@select), activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), accumulate: true);
+        workspace.GradientProgress();
 
         // 313. dlstm_hidden_states: dim 1 [0, 1) of d[B,28,128] → dlstm_t0_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 0, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t0_row * capacity, batch * Sizes.lstm_t0_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 314. dlstm_hidden_states: dim 1 [1, 2) of d[B,28,128] → dlstm_t1_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 1, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t1_row * capacity, batch * Sizes.lstm_t1_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 315. dlstm_hidden_states: dim 1 [2, 3) of d[B,28,128] → dlstm_t2_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 2, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t2_row * capacity, batch * Sizes.lstm_t2_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 316. dlstm_hidden_states: dim 1 [3, 4) of d[B,28,128] → dlstm_t3_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 3, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t3_row * capacity, batch * Sizes.lstm_t3_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 317. dlstm_hidden_states: dim 1 [4, 5) of d[B,28,128] → dlstm_t4_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 4, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t4_row * capacity, batch * Sizes.lstm_t4_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 318. dlstm_hidden_states: dim 1 [5, 6) of d[B,28,128] → dlstm_t5_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 5, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t5_row * capacity, batch * Sizes.lstm_t5_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 319. dlstm_hidden_states: dim 1 [6, 7) of d[B,28,128] → dlstm_t6_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 6, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t6_row * capacity, batch * Sizes.lstm_t6_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 320. dlstm_hidden_states: dim 1 [7, 8) of d[B,28,128] → dlstm_t7_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 7, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t7_row * capacity, batch * Sizes.lstm_t7_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 321. dlstm_hidden_states: dim 1 [8, 9) of d[B,28,128] → dlstm_t8_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 8, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t8_row * capacity, batch * Sizes.lstm_t8_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 322. dlstm_hidden_states: dim 1 [9, 10) of d[B,28,128] → dlstm_t9_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 9, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t9_row * capacity, batch * Sizes.lstm_t9_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 323. dlstm_hidden_states: dim 1 [10, 11) of d[B,28,128] → dlstm_t10_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 10, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t10_row * capacity, batch * Sizes.lstm_t10_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 324. dlstm_hidden_states: dim 1 [11, 12) of d[B,28,128] → dlstm_t11_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 11, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t11_row * capacity, batch * Sizes.lstm_t11_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 325. dlstm_hidden_states: dim 1 [12, 13) of d[B,28,128] → dlstm_t12_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 12, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t12_row * capacity, batch * Sizes.lstm_t12_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 326. dlstm_hidden_states: dim 1 [13, 14) of d[B,28,128] → dlstm_t13_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 13, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t13_row * capacity, batch * Sizes.lstm_t13_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 327. dlstm_hidden_states: dim 1 [14, 15) of d[B,28,128] → dlstm_t14_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 14, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t14_row * capacity, batch * Sizes.lstm_t14_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 328. dlstm_hidden_states: dim 1 [15, 16) of d[B,28,128] → dlstm_t15_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 15, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t15_row * capacity, batch * Sizes.lstm_t15_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 329. dlstm_hidden_states: dim 1 [16, 17) of d[B,28,128] → dlstm_t16_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 16, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t16_row * capacity, batch * Sizes.lstm_t16_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 330. dlstm_hidden_states: dim 1 [17, 18) of d[B,28,128] → dlstm_t17_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 17, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t17_row * capacity, batch * Sizes.lstm_t17_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 331. dlstm_hidden_states: dim 1 [18, 19) of d[B,28,128] → dlstm_t18_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 18, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t18_row * capacity, batch * Sizes.lstm_t18_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 332. dlstm_hidden_states: dim 1 [19, 20) of d[B,28,128] → dlstm_t19_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 19, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t19_row * capacity, batch * Sizes.lstm_t19_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 333. dlstm_hidden_states: dim 1 [20, 21) of d[B,28,128] → dlstm_t20_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 20, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t20_row * capacity, batch * Sizes.lstm_t20_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 334. dlstm_hidden_states: dim 1 [21, 22) of d[B,28,128] → dlstm_t21_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 21, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t21_row * capacity, batch * Sizes.lstm_t21_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 335. dlstm_hidden_states: dim 1 [22, 23) of d[B,28,128] → dlstm_t22_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 22, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t22_row * capacity, batch * Sizes.lstm_t22_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 336. dlstm_hidden_states: dim 1 [23, 24) of d[B,28,128] → dlstm_t23_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 23, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t23_row * capacity, batch * Sizes.lstm_t23_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 337. dlstm_hidden_states: dim 1 [24, 25) of d[B,28,128] → dlstm_t24_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 24, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t24_row * capacity, batch * Sizes.lstm_t24_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 338. dlstm_hidden_states: dim 1 [25, 26) of d[B,28,128] → dlstm_t25_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 25, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t25_row * capacity, batch * Sizes.lstm_t25_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 339. dlstm_hidden_states: dim 1 [26, 27) of d[B,28,128] → dlstm_t26_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 26, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t26_row * capacity, batch * Sizes.lstm_t26_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 340. dlstm_hidden_states: dim 1 [27, 28) of d[B,28,128] → dlstm_t27_row
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 27, 128, activations.Slice(Layout.Training.d_lstm_output * capacity, batch * Sizes.lstm_output), activations.Slice(Layout.Training.d_lstm_t27_row * capacity, batch * Sizes.lstm_t27_row), accumulate: false);
+        workspace.GradientProgress();
 
         // 341. dlstm_t27_h left: d[B,128] * lstm_t27_tanh_c; dlstm_t27_h right: d[B,128] * lstm_t27_o; dlstm_t27_tanh_c: d[B,128] * (1 - y²); dlstm_t27_fc left: d[B,128] * lstm_t26_c; dlstm_t27_fc right: d[B,128] * lstm_t27_f; dlstm_t27_f: d[B,128] * y(1 - y)
         {
@@ -2885,6 +2916,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t27_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 342. dlstm_t27_gates starts at zero (only slices of it are used)
         {
@@ -2894,9 +2926,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t27_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 343. dlstm_t27_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t27_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t27_f_pre * capacity, batch * Sizes.lstm_t27_f_pre), activations.Slice(Layout.Training.d_lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 344. dlstm_t27_ig left: d[B,128] * lstm_t27_g; dlstm_t27_ig right: d[B,128] * lstm_t27_i; dlstm_t27_o: d[B,128] * y(1 - y)
         {
@@ -2913,9 +2947,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t27_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 345. dlstm_t27_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t27_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t27_o_pre * capacity, batch * Sizes.lstm_t27_o_pre), activations.Slice(Layout.Training.d_lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 346. dlstm_t27_g: d[B,128] * (1 - y²)
         {
@@ -2927,9 +2963,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t27_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 347. dlstm_t27_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t27_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t27_g_pre * capacity, batch * Sizes.lstm_t27_g_pre), activations.Slice(Layout.Training.d_lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 348. dlstm_t27_i: d[B,128] * y(1 - y)
         {
@@ -2941,15 +2979,19 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t27_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 349. dlstm_t27_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t27_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t27_i_pre * capacity, batch * Sizes.lstm_t27_i_pre), activations.Slice(Layout.Training.d_lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 350. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), activations.Slice(Layout.Training.lstm_t26_h * capacity, batch * Sizes.lstm_t26_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: false);
+        workspace.GradientProgress();
 
         // 351. dlstm_t27_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t26_h * capacity, batch * Sizes.lstm_t26_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 352. dlstm (with bias) starts at zero (only slices of it are used)
         {
@@ -2959,9 +3001,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_hidden_bias, 64);
         }
+        workspace.GradientProgress();
 
         // 353. dlstm_t27_x: d[B,512] added into dim 1 [27, 28) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 27, 512, activations.Slice(Layout.Training.d_lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 354. dlstm_t26_h += dlstm_t26_row; dlstm_t26_h left: d[B,128] * lstm_t26_tanh_c; dlstm_t26_h right: d[B,128] * lstm_t26_o; dlstm_t26_tanh_c: d[B,128] * (1 - y²); dlstm_t26_fc left: d[B,128] * lstm_t25_c; dlstm_t26_fc right: d[B,128] * lstm_t26_f; dlstm_t26_f: d[B,128] * y(1 - y)
         {
@@ -2980,6 +3024,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t26_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 355. dlstm_t26_gates starts at zero (only slices of it are used)
         {
@@ -2989,9 +3034,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t26_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 356. dlstm_t26_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t26_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t26_f_pre * capacity, batch * Sizes.lstm_t26_f_pre), activations.Slice(Layout.Training.d_lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 357. dlstm_t26_ig left: d[B,128] * lstm_t26_g; dlstm_t26_ig right: d[B,128] * lstm_t26_i; dlstm_t26_o: d[B,128] * y(1 - y)
         {
@@ -3008,9 +3055,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t26_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 358. dlstm_t26_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t26_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t26_o_pre * capacity, batch * Sizes.lstm_t26_o_pre), activations.Slice(Layout.Training.d_lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 359. dlstm_t26_g: d[B,128] * (1 - y²)
         {
@@ -3022,9 +3071,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t26_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 360. dlstm_t26_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t26_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t26_g_pre * capacity, batch * Sizes.lstm_t26_g_pre), activations.Slice(Layout.Training.d_lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 361. dlstm_t26_i: d[B,128] * y(1 - y)
         {
@@ -3036,18 +3087,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t26_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 362. dlstm_t26_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t26_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t26_i_pre * capacity, batch * Sizes.lstm_t26_i_pre), activations.Slice(Layout.Training.d_lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 363. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), activations.Slice(Layout.Training.lstm_t25_h * capacity, batch * Sizes.lstm_t25_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 364. dlstm_t26_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t25_h * capacity, batch * Sizes.lstm_t25_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 365. dlstm_t26_x: d[B,512] added into dim 1 [26, 27) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 26, 512, activations.Slice(Layout.Training.d_lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 366. dlstm_t25_h += dlstm_t25_row; dlstm_t25_h left: d[B,128] * lstm_t25_tanh_c; dlstm_t25_h right: d[B,128] * lstm_t25_o; dlstm_t25_tanh_c: d[B,128] * (1 - y²); dlstm_t25_fc left: d[B,128] * lstm_t24_c; dlstm_t25_fc right: d[B,128] * lstm_t25_f; dlstm_t25_f: d[B,128] * y(1 - y)
         {
@@ -3066,6 +3122,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t25_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 367. dlstm_t25_gates starts at zero (only slices of it are used)
         {
@@ -3075,9 +3132,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t25_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 368. dlstm_t25_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t25_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t25_f_pre * capacity, batch * Sizes.lstm_t25_f_pre), activations.Slice(Layout.Training.d_lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 369. dlstm_t25_ig left: d[B,128] * lstm_t25_g; dlstm_t25_ig right: d[B,128] * lstm_t25_i; dlstm_t25_o: d[B,128] * y(1 - y)
         {
@@ -3094,9 +3153,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t25_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 370. dlstm_t25_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t25_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t25_o_pre * capacity, batch * Sizes.lstm_t25_o_pre), activations.Slice(Layout.Training.d_lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 371. dlstm_t25_g: d[B,128] * (1 - y²)
         {
@@ -3108,9 +3169,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t25_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 372. dlstm_t25_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t25_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t25_g_pre * capacity, batch * Sizes.lstm_t25_g_pre), activations.Slice(Layout.Training.d_lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 373. dlstm_t25_i: d[B,128] * y(1 - y)
         {
@@ -3122,18 +3185,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t25_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 374. dlstm_t25_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t25_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t25_i_pre * capacity, batch * Sizes.lstm_t25_i_pre), activations.Slice(Layout.Training.d_lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 375. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), activations.Slice(Layout.Training.lstm_t24_h * capacity, batch * Sizes.lstm_t24_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 376. dlstm_t25_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t24_h * capacity, batch * Sizes.lstm_t24_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 377. dlstm_t25_x: d[B,512] added into dim 1 [25, 26) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 25, 512, activations.Slice(Layout.Training.d_lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 378. dlstm_t24_h += dlstm_t24_row; dlstm_t24_h left: d[B,128] * lstm_t24_tanh_c; dlstm_t24_h right: d[B,128] * lstm_t24_o; dlstm_t24_tanh_c: d[B,128] * (1 - y²); dlstm_t24_fc left: d[B,128] * lstm_t23_c; dlstm_t24_fc right: d[B,128] * lstm_t24_f; dlstm_t24_f: d[B,128] * y(1 - y)
         {
@@ -3152,6 +3220,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t24_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 379. dlstm_t24_gates starts at zero (only slices of it are used)
         {
@@ -3161,9 +3230,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t24_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 380. dlstm_t24_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t24_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t24_f_pre * capacity, batch * Sizes.lstm_t24_f_pre), activations.Slice(Layout.Training.d_lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 381. dlstm_t24_ig left: d[B,128] * lstm_t24_g; dlstm_t24_ig right: d[B,128] * lstm_t24_i; dlstm_t24_o: d[B,128] * y(1 - y)
         {
@@ -3180,9 +3251,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t24_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 382. dlstm_t24_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t24_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t24_o_pre * capacity, batch * Sizes.lstm_t24_o_pre), activations.Slice(Layout.Training.d_lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 383. dlstm_t24_g: d[B,128] * (1 - y²)
         {
@@ -3194,9 +3267,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t24_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 384. dlstm_t24_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t24_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t24_g_pre * capacity, batch * Sizes.lstm_t24_g_pre), activations.Slice(Layout.Training.d_lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 385. dlstm_t24_i: d[B,128] * y(1 - y)
         {
@@ -3208,18 +3283,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t24_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 386. dlstm_t24_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t24_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t24_i_pre * capacity, batch * Sizes.lstm_t24_i_pre), activations.Slice(Layout.Training.d_lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 387. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), activations.Slice(Layout.Training.lstm_t23_h * capacity, batch * Sizes.lstm_t23_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 388. dlstm_t24_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t23_h * capacity, batch * Sizes.lstm_t23_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 389. dlstm_t24_x: d[B,512] added into dim 1 [24, 25) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 24, 512, activations.Slice(Layout.Training.d_lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 390. dlstm_t23_h += dlstm_t23_row; dlstm_t23_h left: d[B,128] * lstm_t23_tanh_c; dlstm_t23_h right: d[B,128] * lstm_t23_o; dlstm_t23_tanh_c: d[B,128] * (1 - y²); dlstm_t23_fc left: d[B,128] * lstm_t22_c; dlstm_t23_fc right: d[B,128] * lstm_t23_f; dlstm_t23_f: d[B,128] * y(1 - y)
         {
@@ -3238,6 +3318,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t23_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 391. dlstm_t23_gates starts at zero (only slices of it are used)
         {
@@ -3247,9 +3328,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t23_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 392. dlstm_t23_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t23_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t23_f_pre * capacity, batch * Sizes.lstm_t23_f_pre), activations.Slice(Layout.Training.d_lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 393. dlstm_t23_ig left: d[B,128] * lstm_t23_g; dlstm_t23_ig right: d[B,128] * lstm_t23_i; dlstm_t23_o: d[B,128] * y(1 - y)
         {
@@ -3266,9 +3349,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t23_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 394. dlstm_t23_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t23_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t23_o_pre * capacity, batch * Sizes.lstm_t23_o_pre), activations.Slice(Layout.Training.d_lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 395. dlstm_t23_g: d[B,128] * (1 - y²)
         {
@@ -3280,9 +3365,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t23_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 396. dlstm_t23_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t23_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t23_g_pre * capacity, batch * Sizes.lstm_t23_g_pre), activations.Slice(Layout.Training.d_lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 397. dlstm_t23_i: d[B,128] * y(1 - y)
         {
@@ -3294,18 +3381,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t23_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 398. dlstm_t23_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t23_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t23_i_pre * capacity, batch * Sizes.lstm_t23_i_pre), activations.Slice(Layout.Training.d_lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 399. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), activations.Slice(Layout.Training.lstm_t22_h * capacity, batch * Sizes.lstm_t22_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 400. dlstm_t23_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t22_h * capacity, batch * Sizes.lstm_t22_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 401. dlstm_t23_x: d[B,512] added into dim 1 [23, 24) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 23, 512, activations.Slice(Layout.Training.d_lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 402. dlstm_t22_h += dlstm_t22_row; dlstm_t22_h left: d[B,128] * lstm_t22_tanh_c; dlstm_t22_h right: d[B,128] * lstm_t22_o; dlstm_t22_tanh_c: d[B,128] * (1 - y²); dlstm_t22_fc left: d[B,128] * lstm_t21_c; dlstm_t22_fc right: d[B,128] * lstm_t22_f; dlstm_t22_f: d[B,128] * y(1 - y)
         {
@@ -3324,6 +3416,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t22_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 403. dlstm_t22_gates starts at zero (only slices of it are used)
         {
@@ -3333,9 +3426,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t22_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 404. dlstm_t22_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t22_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t22_f_pre * capacity, batch * Sizes.lstm_t22_f_pre), activations.Slice(Layout.Training.d_lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 405. dlstm_t22_ig left: d[B,128] * lstm_t22_g; dlstm_t22_ig right: d[B,128] * lstm_t22_i; dlstm_t22_o: d[B,128] * y(1 - y)
         {
@@ -3352,9 +3447,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t22_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 406. dlstm_t22_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t22_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t22_o_pre * capacity, batch * Sizes.lstm_t22_o_pre), activations.Slice(Layout.Training.d_lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 407. dlstm_t22_g: d[B,128] * (1 - y²)
         {
@@ -3366,9 +3463,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t22_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 408. dlstm_t22_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t22_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t22_g_pre * capacity, batch * Sizes.lstm_t22_g_pre), activations.Slice(Layout.Training.d_lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 409. dlstm_t22_i: d[B,128] * y(1 - y)
         {
@@ -3380,18 +3479,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t22_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 410. dlstm_t22_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t22_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t22_i_pre * capacity, batch * Sizes.lstm_t22_i_pre), activations.Slice(Layout.Training.d_lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 411. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), activations.Slice(Layout.Training.lstm_t21_h * capacity, batch * Sizes.lstm_t21_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 412. dlstm_t22_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t21_h * capacity, batch * Sizes.lstm_t21_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 413. dlstm_t22_x: d[B,512] added into dim 1 [22, 23) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 22, 512, activations.Slice(Layout.Training.d_lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 414. dlstm_t21_h += dlstm_t21_row; dlstm_t21_h left: d[B,128] * lstm_t21_tanh_c; dlstm_t21_h right: d[B,128] * lstm_t21_o; dlstm_t21_tanh_c: d[B,128] * (1 - y²); dlstm_t21_fc left: d[B,128] * lstm_t20_c; dlstm_t21_fc right: d[B,128] * lstm_t21_f; dlstm_t21_f: d[B,128] * y(1 - y)
         {
@@ -3410,6 +3514,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t21_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 415. dlstm_t21_gates starts at zero (only slices of it are used)
         {
@@ -3419,9 +3524,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t21_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 416. dlstm_t21_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t21_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t21_f_pre * capacity, batch * Sizes.lstm_t21_f_pre), activations.Slice(Layout.Training.d_lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 417. dlstm_t21_ig left: d[B,128] * lstm_t21_g; dlstm_t21_ig right: d[B,128] * lstm_t21_i; dlstm_t21_o: d[B,128] * y(1 - y)
         {
@@ -3438,9 +3545,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t21_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 418. dlstm_t21_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t21_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t21_o_pre * capacity, batch * Sizes.lstm_t21_o_pre), activations.Slice(Layout.Training.d_lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 419. dlstm_t21_g: d[B,128] * (1 - y²)
         {
@@ -3452,9 +3561,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t21_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 420. dlstm_t21_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t21_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t21_g_pre * capacity, batch * Sizes.lstm_t21_g_pre), activations.Slice(Layout.Training.d_lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 421. dlstm_t21_i: d[B,128] * y(1 - y)
         {
@@ -3466,18 +3577,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t21_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 422. dlstm_t21_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t21_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t21_i_pre * capacity, batch * Sizes.lstm_t21_i_pre), activations.Slice(Layout.Training.d_lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 423. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), activations.Slice(Layout.Training.lstm_t20_h * capacity, batch * Sizes.lstm_t20_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 424. dlstm_t21_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t20_h * capacity, batch * Sizes.lstm_t20_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 425. dlstm_t21_x: d[B,512] added into dim 1 [21, 22) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 21, 512, activations.Slice(Layout.Training.d_lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 426. dlstm_t20_h += dlstm_t20_row; dlstm_t20_h left: d[B,128] * lstm_t20_tanh_c; dlstm_t20_h right: d[B,128] * lstm_t20_o; dlstm_t20_tanh_c: d[B,128] * (1 - y²); dlstm_t20_fc left: d[B,128] * lstm_t19_c; dlstm_t20_fc right: d[B,128] * lstm_t20_f; dlstm_t20_f: d[B,128] * y(1 - y)
         {
@@ -3496,6 +3612,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t20_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 427. dlstm_t20_gates starts at zero (only slices of it are used)
         {
@@ -3505,9 +3622,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t20_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 428. dlstm_t20_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t20_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t20_f_pre * capacity, batch * Sizes.lstm_t20_f_pre), activations.Slice(Layout.Training.d_lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 429. dlstm_t20_ig left: d[B,128] * lstm_t20_g; dlstm_t20_ig right: d[B,128] * lstm_t20_i; dlstm_t20_o: d[B,128] * y(1 - y)
         {
@@ -3524,9 +3643,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t20_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 430. dlstm_t20_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t20_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t20_o_pre * capacity, batch * Sizes.lstm_t20_o_pre), activations.Slice(Layout.Training.d_lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 431. dlstm_t20_g: d[B,128] * (1 - y²)
         {
@@ -3538,9 +3659,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t20_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 432. dlstm_t20_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t20_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t20_g_pre * capacity, batch * Sizes.lstm_t20_g_pre), activations.Slice(Layout.Training.d_lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 433. dlstm_t20_i: d[B,128] * y(1 - y)
         {
@@ -3552,18 +3675,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t20_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 434. dlstm_t20_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t20_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t20_i_pre * capacity, batch * Sizes.lstm_t20_i_pre), activations.Slice(Layout.Training.d_lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 435. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), activations.Slice(Layout.Training.lstm_t19_h * capacity, batch * Sizes.lstm_t19_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 436. dlstm_t20_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t19_h * capacity, batch * Sizes.lstm_t19_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 437. dlstm_t20_x: d[B,512] added into dim 1 [20, 21) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 20, 512, activations.Slice(Layout.Training.d_lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 438. dlstm_t19_h += dlstm_t19_row; dlstm_t19_h left: d[B,128] * lstm_t19_tanh_c; dlstm_t19_h right: d[B,128] * lstm_t19_o; dlstm_t19_tanh_c: d[B,128] * (1 - y²); dlstm_t19_fc left: d[B,128] * lstm_t18_c; dlstm_t19_fc right: d[B,128] * lstm_t19_f; dlstm_t19_f: d[B,128] * y(1 - y)
         {
@@ -3582,6 +3710,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t19_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 439. dlstm_t19_gates starts at zero (only slices of it are used)
         {
@@ -3591,9 +3720,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t19_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 440. dlstm_t19_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t19_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t19_f_pre * capacity, batch * Sizes.lstm_t19_f_pre), activations.Slice(Layout.Training.d_lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 441. dlstm_t19_ig left: d[B,128] * lstm_t19_g; dlstm_t19_ig right: d[B,128] * lstm_t19_i; dlstm_t19_o: d[B,128] * y(1 - y)
         {
@@ -3610,9 +3741,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t19_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 442. dlstm_t19_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t19_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t19_o_pre * capacity, batch * Sizes.lstm_t19_o_pre), activations.Slice(Layout.Training.d_lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 443. dlstm_t19_g: d[B,128] * (1 - y²)
         {
@@ -3624,9 +3757,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t19_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 444. dlstm_t19_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t19_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t19_g_pre * capacity, batch * Sizes.lstm_t19_g_pre), activations.Slice(Layout.Training.d_lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 445. dlstm_t19_i: d[B,128] * y(1 - y)
         {
@@ -3638,18 +3773,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t19_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 446. dlstm_t19_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t19_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t19_i_pre * capacity, batch * Sizes.lstm_t19_i_pre), activations.Slice(Layout.Training.d_lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 447. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), activations.Slice(Layout.Training.lstm_t18_h * capacity, batch * Sizes.lstm_t18_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 448. dlstm_t19_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t18_h * capacity, batch * Sizes.lstm_t18_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 449. dlstm_t19_x: d[B,512] added into dim 1 [19, 20) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 19, 512, activations.Slice(Layout.Training.d_lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 450. dlstm_t18_h += dlstm_t18_row; dlstm_t18_h left: d[B,128] * lstm_t18_tanh_c; dlstm_t18_h right: d[B,128] * lstm_t18_o; dlstm_t18_tanh_c: d[B,128] * (1 - y²); dlstm_t18_fc left: d[B,128] * lstm_t17_c; dlstm_t18_fc right: d[B,128] * lstm_t18_f; dlstm_t18_f: d[B,128] * y(1 - y)
         {
@@ -3668,6 +3808,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t18_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 451. dlstm_t18_gates starts at zero (only slices of it are used)
         {
@@ -3677,9 +3818,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t18_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 452. dlstm_t18_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t18_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t18_f_pre * capacity, batch * Sizes.lstm_t18_f_pre), activations.Slice(Layout.Training.d_lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 453. dlstm_t18_ig left: d[B,128] * lstm_t18_g; dlstm_t18_ig right: d[B,128] * lstm_t18_i; dlstm_t18_o: d[B,128] * y(1 - y)
         {
@@ -3696,9 +3839,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t18_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 454. dlstm_t18_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t18_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t18_o_pre * capacity, batch * Sizes.lstm_t18_o_pre), activations.Slice(Layout.Training.d_lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 455. dlstm_t18_g: d[B,128] * (1 - y²)
         {
@@ -3710,9 +3855,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t18_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 456. dlstm_t18_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t18_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t18_g_pre * capacity, batch * Sizes.lstm_t18_g_pre), activations.Slice(Layout.Training.d_lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 457. dlstm_t18_i: d[B,128] * y(1 - y)
         {
@@ -3724,18 +3871,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t18_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 458. dlstm_t18_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t18_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t18_i_pre * capacity, batch * Sizes.lstm_t18_i_pre), activations.Slice(Layout.Training.d_lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 459. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), activations.Slice(Layout.Training.lstm_t17_h * capacity, batch * Sizes.lstm_t17_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 460. dlstm_t18_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t17_h * capacity, batch * Sizes.lstm_t17_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 461. dlstm_t18_x: d[B,512] added into dim 1 [18, 19) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 18, 512, activations.Slice(Layout.Training.d_lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 462. dlstm_t17_h += dlstm_t17_row; dlstm_t17_h left: d[B,128] * lstm_t17_tanh_c; dlstm_t17_h right: d[B,128] * lstm_t17_o; dlstm_t17_tanh_c: d[B,128] * (1 - y²); dlstm_t17_fc left: d[B,128] * lstm_t16_c; dlstm_t17_fc right: d[B,128] * lstm_t17_f; dlstm_t17_f: d[B,128] * y(1 - y)
         {
@@ -3754,6 +3906,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t17_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 463. dlstm_t17_gates starts at zero (only slices of it are used)
         {
@@ -3763,9 +3916,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t17_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 464. dlstm_t17_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t17_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t17_f_pre * capacity, batch * Sizes.lstm_t17_f_pre), activations.Slice(Layout.Training.d_lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 465. dlstm_t17_ig left: d[B,128] * lstm_t17_g; dlstm_t17_ig right: d[B,128] * lstm_t17_i; dlstm_t17_o: d[B,128] * y(1 - y)
         {
@@ -3782,9 +3937,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t17_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 466. dlstm_t17_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t17_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t17_o_pre * capacity, batch * Sizes.lstm_t17_o_pre), activations.Slice(Layout.Training.d_lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 467. dlstm_t17_g: d[B,128] * (1 - y²)
         {
@@ -3796,9 +3953,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t17_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 468. dlstm_t17_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t17_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t17_g_pre * capacity, batch * Sizes.lstm_t17_g_pre), activations.Slice(Layout.Training.d_lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 469. dlstm_t17_i: d[B,128] * y(1 - y)
         {
@@ -3810,18 +3969,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t17_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 470. dlstm_t17_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t17_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t17_i_pre * capacity, batch * Sizes.lstm_t17_i_pre), activations.Slice(Layout.Training.d_lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 471. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), activations.Slice(Layout.Training.lstm_t16_h * capacity, batch * Sizes.lstm_t16_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 472. dlstm_t17_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t16_h * capacity, batch * Sizes.lstm_t16_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 473. dlstm_t17_x: d[B,512] added into dim 1 [17, 18) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 17, 512, activations.Slice(Layout.Training.d_lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 474. dlstm_t16_h += dlstm_t16_row; dlstm_t16_h left: d[B,128] * lstm_t16_tanh_c; dlstm_t16_h right: d[B,128] * lstm_t16_o; dlstm_t16_tanh_c: d[B,128] * (1 - y²); dlstm_t16_fc left: d[B,128] * lstm_t15_c; dlstm_t16_fc right: d[B,128] * lstm_t16_f; dlstm_t16_f: d[B,128] * y(1 - y)
         {
@@ -3840,6 +4004,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t16_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 475. dlstm_t16_gates starts at zero (only slices of it are used)
         {
@@ -3849,9 +4014,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t16_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 476. dlstm_t16_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t16_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t16_f_pre * capacity, batch * Sizes.lstm_t16_f_pre), activations.Slice(Layout.Training.d_lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 477. dlstm_t16_ig left: d[B,128] * lstm_t16_g; dlstm_t16_ig right: d[B,128] * lstm_t16_i; dlstm_t16_o: d[B,128] * y(1 - y)
         {
@@ -3868,9 +4035,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t16_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 478. dlstm_t16_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t16_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t16_o_pre * capacity, batch * Sizes.lstm_t16_o_pre), activations.Slice(Layout.Training.d_lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 479. dlstm_t16_g: d[B,128] * (1 - y²)
         {
@@ -3882,9 +4051,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t16_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 480. dlstm_t16_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t16_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t16_g_pre * capacity, batch * Sizes.lstm_t16_g_pre), activations.Slice(Layout.Training.d_lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 481. dlstm_t16_i: d[B,128] * y(1 - y)
         {
@@ -3896,18 +4067,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t16_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 482. dlstm_t16_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t16_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t16_i_pre * capacity, batch * Sizes.lstm_t16_i_pre), activations.Slice(Layout.Training.d_lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 483. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), activations.Slice(Layout.Training.lstm_t15_h * capacity, batch * Sizes.lstm_t15_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 484. dlstm_t16_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t15_h * capacity, batch * Sizes.lstm_t15_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 485. dlstm_t16_x: d[B,512] added into dim 1 [16, 17) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 16, 512, activations.Slice(Layout.Training.d_lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 486. dlstm_t15_h += dlstm_t15_row; dlstm_t15_h left: d[B,128] * lstm_t15_tanh_c; dlstm_t15_h right: d[B,128] * lstm_t15_o; dlstm_t15_tanh_c: d[B,128] * (1 - y²); dlstm_t15_fc left: d[B,128] * lstm_t14_c; dlstm_t15_fc right: d[B,128] * lstm_t15_f; dlstm_t15_f: d[B,128] * y(1 - y)
         {
@@ -3926,6 +4102,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t15_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 487. dlstm_t15_gates starts at zero (only slices of it are used)
         {
@@ -3935,9 +4112,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t15_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 488. dlstm_t15_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t15_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t15_f_pre * capacity, batch * Sizes.lstm_t15_f_pre), activations.Slice(Layout.Training.d_lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 489. dlstm_t15_ig left: d[B,128] * lstm_t15_g; dlstm_t15_ig right: d[B,128] * lstm_t15_i; dlstm_t15_o: d[B,128] * y(1 - y)
         {
@@ -3954,9 +4133,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t15_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 490. dlstm_t15_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t15_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t15_o_pre * capacity, batch * Sizes.lstm_t15_o_pre), activations.Slice(Layout.Training.d_lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 491. dlstm_t15_g: d[B,128] * (1 - y²)
         {
@@ -3968,9 +4149,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t15_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 492. dlstm_t15_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t15_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t15_g_pre * capacity, batch * Sizes.lstm_t15_g_pre), activations.Slice(Layout.Training.d_lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 493. dlstm_t15_i: d[B,128] * y(1 - y)
         {
@@ -3982,18 +4165,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t15_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 494. dlstm_t15_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t15_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t15_i_pre * capacity, batch * Sizes.lstm_t15_i_pre), activations.Slice(Layout.Training.d_lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 495. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), activations.Slice(Layout.Training.lstm_t14_h * capacity, batch * Sizes.lstm_t14_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 496. dlstm_t15_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t14_h * capacity, batch * Sizes.lstm_t14_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 497. dlstm_t15_x: d[B,512] added into dim 1 [15, 16) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 15, 512, activations.Slice(Layout.Training.d_lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 498. dlstm_t14_h += dlstm_t14_row; dlstm_t14_h left: d[B,128] * lstm_t14_tanh_c; dlstm_t14_h right: d[B,128] * lstm_t14_o; dlstm_t14_tanh_c: d[B,128] * (1 - y²); dlstm_t14_fc left: d[B,128] * lstm_t13_c; dlstm_t14_fc right: d[B,128] * lstm_t14_f; dlstm_t14_f: d[B,128] * y(1 - y)
         {
@@ -4012,6 +4200,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t14_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 499. dlstm_t14_gates starts at zero (only slices of it are used)
         {
@@ -4021,9 +4210,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t14_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 500. dlstm_t14_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t14_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t14_f_pre * capacity, batch * Sizes.lstm_t14_f_pre), activations.Slice(Layout.Training.d_lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 501. dlstm_t14_ig left: d[B,128] * lstm_t14_g; dlstm_t14_ig right: d[B,128] * lstm_t14_i; dlstm_t14_o: d[B,128] * y(1 - y)
         {
@@ -4040,9 +4231,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t14_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 502. dlstm_t14_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t14_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t14_o_pre * capacity, batch * Sizes.lstm_t14_o_pre), activations.Slice(Layout.Training.d_lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 503. dlstm_t14_g: d[B,128] * (1 - y²)
         {
@@ -4054,9 +4247,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t14_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 504. dlstm_t14_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t14_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t14_g_pre * capacity, batch * Sizes.lstm_t14_g_pre), activations.Slice(Layout.Training.d_lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 505. dlstm_t14_i: d[B,128] * y(1 - y)
         {
@@ -4068,18 +4263,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t14_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 506. dlstm_t14_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t14_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t14_i_pre * capacity, batch * Sizes.lstm_t14_i_pre), activations.Slice(Layout.Training.d_lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 507. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), activations.Slice(Layout.Training.lstm_t13_h * capacity, batch * Sizes.lstm_t13_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 508. dlstm_t14_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t13_h * capacity, batch * Sizes.lstm_t13_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 509. dlstm_t14_x: d[B,512] added into dim 1 [14, 15) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 14, 512, activations.Slice(Layout.Training.d_lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 510. dlstm_t13_h += dlstm_t13_row; dlstm_t13_h left: d[B,128] * lstm_t13_tanh_c; dlstm_t13_h right: d[B,128] * lstm_t13_o; dlstm_t13_tanh_c: d[B,128] * (1 - y²); dlstm_t13_fc left: d[B,128] * lstm_t12_c; dlstm_t13_fc right: d[B,128] * lstm_t13_f; dlstm_t13_f: d[B,128] * y(1 - y)
         {
@@ -4098,6 +4298,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t13_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 511. dlstm_t13_gates starts at zero (only slices of it are used)
         {
@@ -4107,9 +4308,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t13_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 512. dlstm_t13_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t13_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t13_f_pre * capacity, batch * Sizes.lstm_t13_f_pre), activations.Slice(Layout.Training.d_lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 513. dlstm_t13_ig left: d[B,128] * lstm_t13_g; dlstm_t13_ig right: d[B,128] * lstm_t13_i; dlstm_t13_o: d[B,128] * y(1 - y)
         {
@@ -4126,9 +4329,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t13_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 514. dlstm_t13_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t13_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t13_o_pre * capacity, batch * Sizes.lstm_t13_o_pre), activations.Slice(Layout.Training.d_lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 515. dlstm_t13_g: d[B,128] * (1 - y²)
         {
@@ -4140,9 +4345,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t13_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 516. dlstm_t13_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t13_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t13_g_pre * capacity, batch * Sizes.lstm_t13_g_pre), activations.Slice(Layout.Training.d_lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 517. dlstm_t13_i: d[B,128] * y(1 - y)
         {
@@ -4154,18 +4361,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t13_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 518. dlstm_t13_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t13_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t13_i_pre * capacity, batch * Sizes.lstm_t13_i_pre), activations.Slice(Layout.Training.d_lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 519. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), activations.Slice(Layout.Training.lstm_t12_h * capacity, batch * Sizes.lstm_t12_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 520. dlstm_t13_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t12_h * capacity, batch * Sizes.lstm_t12_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 521. dlstm_t13_x: d[B,512] added into dim 1 [13, 14) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 13, 512, activations.Slice(Layout.Training.d_lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 522. dlstm_t12_h += dlstm_t12_row; dlstm_t12_h left: d[B,128] * lstm_t12_tanh_c; dlstm_t12_h right: d[B,128] * lstm_t12_o; dlstm_t12_tanh_c: d[B,128] * (1 - y²); dlstm_t12_fc left: d[B,128] * lstm_t11_c; dlstm_t12_fc right: d[B,128] * lstm_t12_f; dlstm_t12_f: d[B,128] * y(1 - y)
         {
@@ -4184,6 +4396,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t12_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 523. dlstm_t12_gates starts at zero (only slices of it are used)
         {
@@ -4193,9 +4406,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t12_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 524. dlstm_t12_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t12_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t12_f_pre * capacity, batch * Sizes.lstm_t12_f_pre), activations.Slice(Layout.Training.d_lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 525. dlstm_t12_ig left: d[B,128] * lstm_t12_g; dlstm_t12_ig right: d[B,128] * lstm_t12_i; dlstm_t12_o: d[B,128] * y(1 - y)
         {
@@ -4212,9 +4427,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t12_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 526. dlstm_t12_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t12_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t12_o_pre * capacity, batch * Sizes.lstm_t12_o_pre), activations.Slice(Layout.Training.d_lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 527. dlstm_t12_g: d[B,128] * (1 - y²)
         {
@@ -4226,9 +4443,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t12_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 528. dlstm_t12_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t12_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t12_g_pre * capacity, batch * Sizes.lstm_t12_g_pre), activations.Slice(Layout.Training.d_lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 529. dlstm_t12_i: d[B,128] * y(1 - y)
         {
@@ -4240,18 +4459,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t12_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 530. dlstm_t12_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t12_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t12_i_pre * capacity, batch * Sizes.lstm_t12_i_pre), activations.Slice(Layout.Training.d_lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 531. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), activations.Slice(Layout.Training.lstm_t11_h * capacity, batch * Sizes.lstm_t11_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 532. dlstm_t12_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t11_h * capacity, batch * Sizes.lstm_t11_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 533. dlstm_t12_x: d[B,512] added into dim 1 [12, 13) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 12, 512, activations.Slice(Layout.Training.d_lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 534. dlstm_t11_h += dlstm_t11_row; dlstm_t11_h left: d[B,128] * lstm_t11_tanh_c; dlstm_t11_h right: d[B,128] * lstm_t11_o; dlstm_t11_tanh_c: d[B,128] * (1 - y²); dlstm_t11_fc left: d[B,128] * lstm_t10_c; dlstm_t11_fc right: d[B,128] * lstm_t11_f; dlstm_t11_f: d[B,128] * y(1 - y)
         {
@@ -4270,6 +4494,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t11_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 535. dlstm_t11_gates starts at zero (only slices of it are used)
         {
@@ -4279,9 +4504,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t11_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 536. dlstm_t11_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t11_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t11_f_pre * capacity, batch * Sizes.lstm_t11_f_pre), activations.Slice(Layout.Training.d_lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 537. dlstm_t11_ig left: d[B,128] * lstm_t11_g; dlstm_t11_ig right: d[B,128] * lstm_t11_i; dlstm_t11_o: d[B,128] * y(1 - y)
         {
@@ -4298,9 +4525,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t11_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 538. dlstm_t11_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t11_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t11_o_pre * capacity, batch * Sizes.lstm_t11_o_pre), activations.Slice(Layout.Training.d_lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 539. dlstm_t11_g: d[B,128] * (1 - y²)
         {
@@ -4312,9 +4541,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t11_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 540. dlstm_t11_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t11_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t11_g_pre * capacity, batch * Sizes.lstm_t11_g_pre), activations.Slice(Layout.Training.d_lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 541. dlstm_t11_i: d[B,128] * y(1 - y)
         {
@@ -4326,18 +4557,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t11_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 542. dlstm_t11_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t11_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t11_i_pre * capacity, batch * Sizes.lstm_t11_i_pre), activations.Slice(Layout.Training.d_lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 543. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), activations.Slice(Layout.Training.lstm_t10_h * capacity, batch * Sizes.lstm_t10_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 544. dlstm_t11_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t10_h * capacity, batch * Sizes.lstm_t10_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 545. dlstm_t11_x: d[B,512] added into dim 1 [11, 12) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 11, 512, activations.Slice(Layout.Training.d_lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 546. dlstm_t10_h += dlstm_t10_row; dlstm_t10_h left: d[B,128] * lstm_t10_tanh_c; dlstm_t10_h right: d[B,128] * lstm_t10_o; dlstm_t10_tanh_c: d[B,128] * (1 - y²); dlstm_t10_fc left: d[B,128] * lstm_t9_c; dlstm_t10_fc right: d[B,128] * lstm_t10_f; dlstm_t10_f: d[B,128] * y(1 - y)
         {
@@ -4356,6 +4592,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t10_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 547. dlstm_t10_gates starts at zero (only slices of it are used)
         {
@@ -4365,9 +4602,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t10_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 548. dlstm_t10_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t10_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t10_f_pre * capacity, batch * Sizes.lstm_t10_f_pre), activations.Slice(Layout.Training.d_lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 549. dlstm_t10_ig left: d[B,128] * lstm_t10_g; dlstm_t10_ig right: d[B,128] * lstm_t10_i; dlstm_t10_o: d[B,128] * y(1 - y)
         {
@@ -4384,9 +4623,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t10_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 550. dlstm_t10_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t10_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t10_o_pre * capacity, batch * Sizes.lstm_t10_o_pre), activations.Slice(Layout.Training.d_lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 551. dlstm_t10_g: d[B,128] * (1 - y²)
         {
@@ -4398,9 +4639,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t10_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 552. dlstm_t10_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t10_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t10_g_pre * capacity, batch * Sizes.lstm_t10_g_pre), activations.Slice(Layout.Training.d_lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 553. dlstm_t10_i: d[B,128] * y(1 - y)
         {
@@ -4412,18 +4655,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t10_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 554. dlstm_t10_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t10_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t10_i_pre * capacity, batch * Sizes.lstm_t10_i_pre), activations.Slice(Layout.Training.d_lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 555. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), activations.Slice(Layout.Training.lstm_t9_h * capacity, batch * Sizes.lstm_t9_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 556. dlstm_t10_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t9_h * capacity, batch * Sizes.lstm_t9_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 557. dlstm_t10_x: d[B,512] added into dim 1 [10, 11) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 10, 512, activations.Slice(Layout.Training.d_lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 558. dlstm_t9_h += dlstm_t9_row; dlstm_t9_h left: d[B,128] * lstm_t9_tanh_c; dlstm_t9_h right: d[B,128] * lstm_t9_o; dlstm_t9_tanh_c: d[B,128] * (1 - y²); dlstm_t9_fc left: d[B,128] * lstm_t8_c; dlstm_t9_fc right: d[B,128] * lstm_t9_f; dlstm_t9_f: d[B,128] * y(1 - y)
         {
@@ -4442,6 +4690,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t9_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 559. dlstm_t9_gates starts at zero (only slices of it are used)
         {
@@ -4451,9 +4700,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t9_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 560. dlstm_t9_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t9_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t9_f_pre * capacity, batch * Sizes.lstm_t9_f_pre), activations.Slice(Layout.Training.d_lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 561. dlstm_t9_ig left: d[B,128] * lstm_t9_g; dlstm_t9_ig right: d[B,128] * lstm_t9_i; dlstm_t9_o: d[B,128] * y(1 - y)
         {
@@ -4470,9 +4721,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t9_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 562. dlstm_t9_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t9_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t9_o_pre * capacity, batch * Sizes.lstm_t9_o_pre), activations.Slice(Layout.Training.d_lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 563. dlstm_t9_g: d[B,128] * (1 - y²)
         {
@@ -4484,9 +4737,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t9_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 564. dlstm_t9_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t9_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t9_g_pre * capacity, batch * Sizes.lstm_t9_g_pre), activations.Slice(Layout.Training.d_lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 565. dlstm_t9_i: d[B,128] * y(1 - y)
         {
@@ -4498,18 +4753,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t9_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 566. dlstm_t9_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t9_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t9_i_pre * capacity, batch * Sizes.lstm_t9_i_pre), activations.Slice(Layout.Training.d_lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 567. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), activations.Slice(Layout.Training.lstm_t8_h * capacity, batch * Sizes.lstm_t8_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 568. dlstm_t9_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t8_h * capacity, batch * Sizes.lstm_t8_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 569. dlstm_t9_x: d[B,512] added into dim 1 [9, 10) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 9, 512, activations.Slice(Layout.Training.d_lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 570. dlstm_t8_h += dlstm_t8_row; dlstm_t8_h left: d[B,128] * lstm_t8_tanh_c; dlstm_t8_h right: d[B,128] * lstm_t8_o; dlstm_t8_tanh_c: d[B,128] * (1 - y²); dlstm_t8_fc left: d[B,128] * lstm_t7_c; dlstm_t8_fc right: d[B,128] * lstm_t8_f; dlstm_t8_f: d[B,128] * y(1 - y)
         {
@@ -4528,6 +4788,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t8_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 571. dlstm_t8_gates starts at zero (only slices of it are used)
         {
@@ -4537,9 +4798,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t8_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 572. dlstm_t8_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t8_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t8_f_pre * capacity, batch * Sizes.lstm_t8_f_pre), activations.Slice(Layout.Training.d_lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 573. dlstm_t8_ig left: d[B,128] * lstm_t8_g; dlstm_t8_ig right: d[B,128] * lstm_t8_i; dlstm_t8_o: d[B,128] * y(1 - y)
         {
@@ -4556,9 +4819,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t8_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 574. dlstm_t8_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t8_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t8_o_pre * capacity, batch * Sizes.lstm_t8_o_pre), activations.Slice(Layout.Training.d_lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 575. dlstm_t8_g: d[B,128] * (1 - y²)
         {
@@ -4570,9 +4835,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t8_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 576. dlstm_t8_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t8_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t8_g_pre * capacity, batch * Sizes.lstm_t8_g_pre), activations.Slice(Layout.Training.d_lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 577. dlstm_t8_i: d[B,128] * y(1 - y)
         {
@@ -4584,18 +4851,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t8_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 578. dlstm_t8_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t8_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t8_i_pre * capacity, batch * Sizes.lstm_t8_i_pre), activations.Slice(Layout.Training.d_lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 579. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), activations.Slice(Layout.Training.lstm_t7_h * capacity, batch * Sizes.lstm_t7_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 580. dlstm_t8_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t7_h * capacity, batch * Sizes.lstm_t7_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 581. dlstm_t8_x: d[B,512] added into dim 1 [8, 9) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 8, 512, activations.Slice(Layout.Training.d_lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 582. dlstm_t7_h += dlstm_t7_row; dlstm_t7_h left: d[B,128] * lstm_t7_tanh_c; dlstm_t7_h right: d[B,128] * lstm_t7_o; dlstm_t7_tanh_c: d[B,128] * (1 - y²); dlstm_t7_fc left: d[B,128] * lstm_t6_c; dlstm_t7_fc right: d[B,128] * lstm_t7_f; dlstm_t7_f: d[B,128] * y(1 - y)
         {
@@ -4614,6 +4886,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t7_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 583. dlstm_t7_gates starts at zero (only slices of it are used)
         {
@@ -4623,9 +4896,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t7_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 584. dlstm_t7_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t7_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t7_f_pre * capacity, batch * Sizes.lstm_t7_f_pre), activations.Slice(Layout.Training.d_lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 585. dlstm_t7_ig left: d[B,128] * lstm_t7_g; dlstm_t7_ig right: d[B,128] * lstm_t7_i; dlstm_t7_o: d[B,128] * y(1 - y)
         {
@@ -4642,9 +4917,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t7_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 586. dlstm_t7_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t7_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t7_o_pre * capacity, batch * Sizes.lstm_t7_o_pre), activations.Slice(Layout.Training.d_lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 587. dlstm_t7_g: d[B,128] * (1 - y²)
         {
@@ -4656,9 +4933,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t7_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 588. dlstm_t7_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t7_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t7_g_pre * capacity, batch * Sizes.lstm_t7_g_pre), activations.Slice(Layout.Training.d_lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 589. dlstm_t7_i: d[B,128] * y(1 - y)
         {
@@ -4670,18 +4949,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t7_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 590. dlstm_t7_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t7_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t7_i_pre * capacity, batch * Sizes.lstm_t7_i_pre), activations.Slice(Layout.Training.d_lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 591. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), activations.Slice(Layout.Training.lstm_t6_h * capacity, batch * Sizes.lstm_t6_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 592. dlstm_t7_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t6_h * capacity, batch * Sizes.lstm_t6_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 593. dlstm_t7_x: d[B,512] added into dim 1 [7, 8) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 7, 512, activations.Slice(Layout.Training.d_lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 594. dlstm_t6_h += dlstm_t6_row; dlstm_t6_h left: d[B,128] * lstm_t6_tanh_c; dlstm_t6_h right: d[B,128] * lstm_t6_o; dlstm_t6_tanh_c: d[B,128] * (1 - y²); dlstm_t6_fc left: d[B,128] * lstm_t5_c; dlstm_t6_fc right: d[B,128] * lstm_t6_f; dlstm_t6_f: d[B,128] * y(1 - y)
         {
@@ -4700,6 +4984,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t6_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 595. dlstm_t6_gates starts at zero (only slices of it are used)
         {
@@ -4709,9 +4994,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t6_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 596. dlstm_t6_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t6_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t6_f_pre * capacity, batch * Sizes.lstm_t6_f_pre), activations.Slice(Layout.Training.d_lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 597. dlstm_t6_ig left: d[B,128] * lstm_t6_g; dlstm_t6_ig right: d[B,128] * lstm_t6_i; dlstm_t6_o: d[B,128] * y(1 - y)
         {
@@ -4728,9 +5015,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t6_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 598. dlstm_t6_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t6_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t6_o_pre * capacity, batch * Sizes.lstm_t6_o_pre), activations.Slice(Layout.Training.d_lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 599. dlstm_t6_g: d[B,128] * (1 - y²)
         {
@@ -4742,9 +5031,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t6_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 600. dlstm_t6_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t6_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t6_g_pre * capacity, batch * Sizes.lstm_t6_g_pre), activations.Slice(Layout.Training.d_lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 601. dlstm_t6_i: d[B,128] * y(1 - y)
         {
@@ -4756,18 +5047,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t6_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 602. dlstm_t6_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t6_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t6_i_pre * capacity, batch * Sizes.lstm_t6_i_pre), activations.Slice(Layout.Training.d_lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 603. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), activations.Slice(Layout.Training.lstm_t5_h * capacity, batch * Sizes.lstm_t5_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 604. dlstm_t6_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t5_h * capacity, batch * Sizes.lstm_t5_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 605. dlstm_t6_x: d[B,512] added into dim 1 [6, 7) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 6, 512, activations.Slice(Layout.Training.d_lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 606. dlstm_t5_h += dlstm_t5_row; dlstm_t5_h left: d[B,128] * lstm_t5_tanh_c; dlstm_t5_h right: d[B,128] * lstm_t5_o; dlstm_t5_tanh_c: d[B,128] * (1 - y²); dlstm_t5_fc left: d[B,128] * lstm_t4_c; dlstm_t5_fc right: d[B,128] * lstm_t5_f; dlstm_t5_f: d[B,128] * y(1 - y)
         {
@@ -4786,6 +5082,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t5_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 607. dlstm_t5_gates starts at zero (only slices of it are used)
         {
@@ -4795,9 +5092,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t5_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 608. dlstm_t5_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t5_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t5_f_pre * capacity, batch * Sizes.lstm_t5_f_pre), activations.Slice(Layout.Training.d_lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 609. dlstm_t5_ig left: d[B,128] * lstm_t5_g; dlstm_t5_ig right: d[B,128] * lstm_t5_i; dlstm_t5_o: d[B,128] * y(1 - y)
         {
@@ -4814,9 +5113,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t5_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 610. dlstm_t5_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t5_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t5_o_pre * capacity, batch * Sizes.lstm_t5_o_pre), activations.Slice(Layout.Training.d_lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 611. dlstm_t5_g: d[B,128] * (1 - y²)
         {
@@ -4828,9 +5129,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t5_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 612. dlstm_t5_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t5_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t5_g_pre * capacity, batch * Sizes.lstm_t5_g_pre), activations.Slice(Layout.Training.d_lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 613. dlstm_t5_i: d[B,128] * y(1 - y)
         {
@@ -4842,18 +5145,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t5_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 614. dlstm_t5_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t5_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t5_i_pre * capacity, batch * Sizes.lstm_t5_i_pre), activations.Slice(Layout.Training.d_lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 615. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), activations.Slice(Layout.Training.lstm_t4_h * capacity, batch * Sizes.lstm_t4_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 616. dlstm_t5_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t4_h * capacity, batch * Sizes.lstm_t4_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 617. dlstm_t5_x: d[B,512] added into dim 1 [5, 6) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 5, 512, activations.Slice(Layout.Training.d_lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 618. dlstm_t4_h += dlstm_t4_row; dlstm_t4_h left: d[B,128] * lstm_t4_tanh_c; dlstm_t4_h right: d[B,128] * lstm_t4_o; dlstm_t4_tanh_c: d[B,128] * (1 - y²); dlstm_t4_fc left: d[B,128] * lstm_t3_c; dlstm_t4_fc right: d[B,128] * lstm_t4_f; dlstm_t4_f: d[B,128] * y(1 - y)
         {
@@ -4872,6 +5180,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t4_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 619. dlstm_t4_gates starts at zero (only slices of it are used)
         {
@@ -4881,9 +5190,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t4_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 620. dlstm_t4_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t4_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t4_f_pre * capacity, batch * Sizes.lstm_t4_f_pre), activations.Slice(Layout.Training.d_lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 621. dlstm_t4_ig left: d[B,128] * lstm_t4_g; dlstm_t4_ig right: d[B,128] * lstm_t4_i; dlstm_t4_o: d[B,128] * y(1 - y)
         {
@@ -4900,9 +5211,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t4_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 622. dlstm_t4_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t4_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t4_o_pre * capacity, batch * Sizes.lstm_t4_o_pre), activations.Slice(Layout.Training.d_lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 623. dlstm_t4_g: d[B,128] * (1 - y²)
         {
@@ -4914,9 +5227,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t4_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 624. dlstm_t4_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t4_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t4_g_pre * capacity, batch * Sizes.lstm_t4_g_pre), activations.Slice(Layout.Training.d_lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 625. dlstm_t4_i: d[B,128] * y(1 - y)
         {
@@ -4928,18 +5243,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t4_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 626. dlstm_t4_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t4_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t4_i_pre * capacity, batch * Sizes.lstm_t4_i_pre), activations.Slice(Layout.Training.d_lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 627. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), activations.Slice(Layout.Training.lstm_t3_h * capacity, batch * Sizes.lstm_t3_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 628. dlstm_t4_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t3_h * capacity, batch * Sizes.lstm_t3_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 629. dlstm_t4_x: d[B,512] added into dim 1 [4, 5) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 4, 512, activations.Slice(Layout.Training.d_lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 630. dlstm_t3_h += dlstm_t3_row; dlstm_t3_h left: d[B,128] * lstm_t3_tanh_c; dlstm_t3_h right: d[B,128] * lstm_t3_o; dlstm_t3_tanh_c: d[B,128] * (1 - y²); dlstm_t3_fc left: d[B,128] * lstm_t2_c; dlstm_t3_fc right: d[B,128] * lstm_t3_f; dlstm_t3_f: d[B,128] * y(1 - y)
         {
@@ -4958,6 +5278,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t3_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 631. dlstm_t3_gates starts at zero (only slices of it are used)
         {
@@ -4967,9 +5288,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t3_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 632. dlstm_t3_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t3_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t3_f_pre * capacity, batch * Sizes.lstm_t3_f_pre), activations.Slice(Layout.Training.d_lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 633. dlstm_t3_ig left: d[B,128] * lstm_t3_g; dlstm_t3_ig right: d[B,128] * lstm_t3_i; dlstm_t3_o: d[B,128] * y(1 - y)
         {
@@ -4986,9 +5309,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t3_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 634. dlstm_t3_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t3_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t3_o_pre * capacity, batch * Sizes.lstm_t3_o_pre), activations.Slice(Layout.Training.d_lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 635. dlstm_t3_g: d[B,128] * (1 - y²)
         {
@@ -5000,9 +5325,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t3_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 636. dlstm_t3_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t3_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t3_g_pre * capacity, batch * Sizes.lstm_t3_g_pre), activations.Slice(Layout.Training.d_lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 637. dlstm_t3_i: d[B,128] * y(1 - y)
         {
@@ -5014,18 +5341,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t3_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 638. dlstm_t3_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t3_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t3_i_pre * capacity, batch * Sizes.lstm_t3_i_pre), activations.Slice(Layout.Training.d_lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 639. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), activations.Slice(Layout.Training.lstm_t2_h * capacity, batch * Sizes.lstm_t2_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 640. dlstm_t3_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t2_h * capacity, batch * Sizes.lstm_t2_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 641. dlstm_t3_x: d[B,512] added into dim 1 [3, 4) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 3, 512, activations.Slice(Layout.Training.d_lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 642. dlstm_t2_h += dlstm_t2_row; dlstm_t2_h left: d[B,128] * lstm_t2_tanh_c; dlstm_t2_h right: d[B,128] * lstm_t2_o; dlstm_t2_tanh_c: d[B,128] * (1 - y²); dlstm_t2_fc left: d[B,128] * lstm_t1_c; dlstm_t2_fc right: d[B,128] * lstm_t2_f; dlstm_t2_f: d[B,128] * y(1 - y)
         {
@@ -5044,6 +5376,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t2_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 643. dlstm_t2_gates starts at zero (only slices of it are used)
         {
@@ -5053,9 +5386,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t2_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 644. dlstm_t2_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t2_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t2_f_pre * capacity, batch * Sizes.lstm_t2_f_pre), activations.Slice(Layout.Training.d_lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 645. dlstm_t2_ig left: d[B,128] * lstm_t2_g; dlstm_t2_ig right: d[B,128] * lstm_t2_i; dlstm_t2_o: d[B,128] * y(1 - y)
         {
@@ -5072,9 +5407,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t2_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 646. dlstm_t2_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t2_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t2_o_pre * capacity, batch * Sizes.lstm_t2_o_pre), activations.Slice(Layout.Training.d_lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 647. dlstm_t2_g: d[B,128] * (1 - y²)
         {
@@ -5086,9 +5423,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t2_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 648. dlstm_t2_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t2_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t2_g_pre * capacity, batch * Sizes.lstm_t2_g_pre), activations.Slice(Layout.Training.d_lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 649. dlstm_t2_i: d[B,128] * y(1 - y)
         {
@@ -5100,18 +5439,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t2_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 650. dlstm_t2_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t2_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t2_i_pre * capacity, batch * Sizes.lstm_t2_i_pre), activations.Slice(Layout.Training.d_lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 651. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), activations.Slice(Layout.Training.lstm_t1_h * capacity, batch * Sizes.lstm_t1_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 652. dlstm_t2_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t1_h * capacity, batch * Sizes.lstm_t1_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 653. dlstm_t2_x: d[B,512] added into dim 1 [2, 3) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 2, 512, activations.Slice(Layout.Training.d_lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 654. dlstm_t1_h += dlstm_t1_row; dlstm_t1_h left: d[B,128] * lstm_t1_tanh_c; dlstm_t1_h right: d[B,128] * lstm_t1_o; dlstm_t1_tanh_c: d[B,128] * (1 - y²); dlstm_t1_fc left: d[B,128] * lstm_t0_ig; dlstm_t1_fc right: d[B,128] * lstm_t1_f; dlstm_t1_f: d[B,128] * y(1 - y)
         {
@@ -5130,6 +5474,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t1_f_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 655. dlstm_t1_gates starts at zero (only slices of it are used)
         {
@@ -5139,9 +5484,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t1_gates, 64);
         }
+        workspace.GradientProgress();
 
         // 656. dlstm_t1_f_pre: d[B,128] added into dim 1 [128, 256) of dlstm_t1_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 128, 1, activations.Slice(Layout.Training.d_lstm_t1_f_pre * capacity, batch * Sizes.lstm_t1_f_pre), activations.Slice(Layout.Training.d_lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 657. dlstm_t1_ig left: d[B,128] * lstm_t1_g; dlstm_t1_ig right: d[B,128] * lstm_t1_i; dlstm_t1_o: d[B,128] * y(1 - y)
         {
@@ -5158,9 +5505,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t1_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 658. dlstm_t1_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t1_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t1_o_pre * capacity, batch * Sizes.lstm_t1_o_pre), activations.Slice(Layout.Training.d_lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 659. dlstm_t1_g: d[B,128] * (1 - y²)
         {
@@ -5172,9 +5521,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t1_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 660. dlstm_t1_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t1_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t1_g_pre * capacity, batch * Sizes.lstm_t1_g_pre), activations.Slice(Layout.Training.d_lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 661. dlstm_t1_i: d[B,128] * y(1 - y)
         {
@@ -5186,18 +5537,23 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t1_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 662. dlstm_t1_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t1_gates
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t1_i_pre * capacity, batch * Sizes.lstm_t1_i_pre), activations.Slice(Layout.Training.d_lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), accumulate: true);
+        workspace.GradientProgress();
 
         // 663. dlstm.weight_hh_l0: d[B,512]ᵀ·[B,128] → [512,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 128, batch, activations.Slice(Layout.Training.d_lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), activations.Slice(Layout.Training.lstm_t0_h * capacity, batch * Sizes.lstm_t0_h), gradients.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), accumulate: true);
+        workspace.GradientProgress();
 
         // 664. dlstm_t1_hh input: d[B,512]·lstm.weight_hh_l0 → [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 512, activations.Slice(Layout.Training.d_lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.d_lstm_t0_h * capacity, batch * Sizes.lstm_t0_h), accumulate: false);
+        workspace.GradientProgress();
 
         // 665. dlstm_t1_x: d[B,512] added into dim 1 [1, 2) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 1, 512, activations.Slice(Layout.Training.d_lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 666. dlstm_t0_h += dlstm_t0_row; dlstm_t0_h left: d[B,128] * lstm_t0_tanh_c; dlstm_t0_h right: d[B,128] * lstm_t0_o; dlstm_t0_tanh_c: d[B,128] * (1 - y²); dlstm_t0_ig left: d[B,128] * lstm_t0_g; dlstm_t0_ig right: d[B,128] * lstm_t0_i; dlstm_t0_o: d[B,128] * y(1 - y)
         {
@@ -5216,6 +5572,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t0_o_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 667. dlstm_t0_x starts at zero (only slices of it are used)
         {
@@ -5225,9 +5582,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t0_x, 64);
         }
+        workspace.GradientProgress();
 
         // 668. dlstm_t0_o_pre: d[B,128] added into dim 1 [384, 512) of dlstm_t0_x
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 384, 1, activations.Slice(Layout.Training.d_lstm_t0_o_pre * capacity, batch * Sizes.lstm_t0_o_pre), activations.Slice(Layout.Training.d_lstm_t0_x * capacity, batch * Sizes.lstm_t0_x), accumulate: true);
+        workspace.GradientProgress();
 
         // 669. dlstm_t0_g: d[B,128] * (1 - y²)
         {
@@ -5239,9 +5598,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t0_g_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 670. dlstm_t0_g_pre: d[B,128] added into dim 1 [256, 384) of dlstm_t0_x
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 256, 1, activations.Slice(Layout.Training.d_lstm_t0_g_pre * capacity, batch * Sizes.lstm_t0_g_pre), activations.Slice(Layout.Training.d_lstm_t0_x * capacity, batch * Sizes.lstm_t0_x), accumulate: true);
+        workspace.GradientProgress();
 
         // 671. dlstm_t0_i: d[B,128] * y(1 - y)
         {
@@ -5253,20 +5614,24 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             };
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.lstm_t0_i_pre, 64);
         }
+        workspace.GradientProgress();
 
         // 672. dlstm_t0_i_pre: d[B,128] added into dim 1 [0, 128) of dlstm_t0_x
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 128, 512, 0, 1, activations.Slice(Layout.Training.d_lstm_t0_i_pre * capacity, batch * Sizes.lstm_t0_i_pre), activations.Slice(Layout.Training.d_lstm_t0_x * capacity, batch * Sizes.lstm_t0_x), accumulate: true);
+        workspace.GradientProgress();
 
         // 673. dlstm_t0_x: d[B,512] added into dim 1 [0, 1) of dlstm (with bias)
         global::NetDsl.Runtime.Cpu.Rows.CopyIntoSlice(batch, 1, 28, 0, 512, activations.Slice(Layout.Training.d_lstm_t0_x * capacity, batch * Sizes.lstm_t0_x), activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: true);
+        workspace.GradientProgress();
 
         // 674. dlstm.bias_ih_l0: sum of d[B,28,512] over all but dim 2
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch * 28, 512, 1, activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), gradients.Slice(Layout.lstm_bias_ih_l0, Layout.lstm_bias_ih_l0_length), accumulate: false);
+        workspace.GradientProgress();
 
         // 675. dlstm.bias_hh_l0: sum of d[B,28,512] over all but dim 2; dlstm.weight_ih_l0: d[B,28,512]ᵀ·[B,28,28] → [512,28]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch * 28, 512, 1, activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), gradients.Slice(Layout.lstm_bias_hh_l0, Layout.lstm_bias_hh_l0_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 512, 28, batch * 28, activations.Slice(Layout.Training.d_lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), input, gradients.Slice(Layout.lstm_weight_ih_l0, Layout.lstm_weight_ih_l0_length), accumulate: false);
-        workspace.GradientBucketReady(1); // lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0, lstm.weight_ih_l0 are final: a distributed trainer starts their allreduce
+        workspace.GradientBucketReady(1); // bucket 1 (lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0, lstm.weight_ih_l0) is final: a distributed trainer starts its allreduce
     }
 
     /// <inheritdoc />

@@ -135,8 +135,13 @@ internal static class NetworkEmitter
         foreach (var b in buckets)
         {
             if (!signals.TryGetValue(b.ReadyAfterStep, out var lines)) signals[b.ReadyAfterStep] = lines = new List<string>();
-            lines.Add($"workspace.GradientBucketReady({Invariant.Format(b.Index)}); // {string.Join(", ", b.Parameters)} are final: a distributed trainer starts their allreduce");
+            lines.Add($"workspace.GradientBucketReady({Invariant.Format(b.Index)}); // bucket {Invariant.Format(b.Index)} ({string.Join(", ", b.Parameters)}) is final: a distributed trainer starts its allreduce");
         }
+        // Between the first bucket and the end of backward, allreduces are in flight: let the trainer poll them
+        // after each step (MPI progresses only inside its calls), so they overlap the steps that remain.
+        if (buckets.Count > 0)
+            for (int i = buckets.Min(b => b.ReadyAfterStep) + 1; i < training.Steps.Count - 1; i++)
+                if (!signals.ContainsKey(i)) signals[i] = new List<string> { "workspace.GradientProgress();" };
         CpuEmitter.EmitBody(graph, training, "Layout.Training", training.ForwardSteps, training.Steps.Count, backward: true, w, loops, signals);
         w.Close();
         w.Line();

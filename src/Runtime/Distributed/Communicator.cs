@@ -62,6 +62,8 @@ public abstract class Communicator : IDisposable
     public void Wait(CollectiveRequest request)
     {
         if (Test(request)) return;
+        // Poll without sleeping: MPI progresses only inside its calls, so a rank that sleeps between polls adds a
+        // millisecond to every round of the collective's protocol (a 4 KB allreduce took 0.8 ms that way).
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var spin = new System.Threading.SpinWait();
         while (!Test(request))
@@ -70,7 +72,7 @@ public abstract class Communicator : IDisposable
                 throw new CommunicationTimeoutException(
                     $"Rank {Rank} of {Size}: {request.What} did not complete within {Timeout.TotalSeconds:0.#} s. Another rank has probably crashed or stopped "
                     + "(its own error is in the job's output); the job cannot continue. Raise Communicator.Timeout or NETDSL_COLLECTIVE_TIMEOUT for slow networks.");
-            spin.SpinOnce(sleep1Threshold: 64);
+            spin.SpinOnce(sleep1Threshold: -1);
         }
     }
 

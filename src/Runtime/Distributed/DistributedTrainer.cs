@@ -126,8 +126,13 @@ public sealed class DistributedTrainer<T> : IDisposable, IGradientBucketListener
         var span = slice.Span;
         for (int i = 0; i < span.Length; i++) span[i] *= _localWeight;
         _requests[bucket] = Communicator.StartAllreduceSum(slice);
-        // Drive the progress engine for the buckets already in flight.
-        foreach (var r in _requests) if (r is not null) Communicator.Test(r);
+        ((IGradientBucketListener)this).Progress();
+    }
+
+    /// <summary>Drives MPI's progress engine for the buckets in flight (it progresses only inside MPI calls).</summary>
+    void IGradientBucketListener.Progress()
+    {
+        foreach (var r in _requests) if (r is not null && !r.IsCompleted) Communicator.Test(r);
     }
 
     private T Finish(T localLoss)
