@@ -137,6 +137,24 @@ public sealed class DistributedTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void BadInputIsRefusedBeforeAnyCommunicationAndTheNextStepWorks()
+    {
+        var twin = new TwinRanks();
+        var net = new Mlp(1);
+        using var trainer = new DistributedTrainer<float>(net, new Sgd(lr: 0.1), Loss.CrossEntropy, 4, twin);
+        var e = Assert.Throws<ArgumentException>(() => trainer.Step(new float[30], new int[2]));
+        Assert.Contains("multiple of 20", e.Message);
+        var x = Numerics.Uniform<float>(4 * 20, seed: 1);
+        x[13] = float.NaN;
+        Assert.Throws<ArgumentException>(() => trainer.Step(x, new int[4]));
+        Assert.Empty(twin.Sent);
+        x[13] = 0;
+        trainer.Step(x, new int[4]);
+        Assert.Equal(net.Description.GradientBuckets.Count, twin.Sent.Count);
+        Assert.Equal(1, trainer.StepCount);
+    }
+
+    [Fact]
     public void ShardsSplitAGlobalBatchIntoContiguousNearlyEqualRuns()
     {
         foreach (var (count, size) in new[] { (64, 2), (65, 2), (10, 3), (2, 4), (1000, 7) })

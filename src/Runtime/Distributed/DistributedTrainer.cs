@@ -96,6 +96,11 @@ public sealed class DistributedTrainer<T> : IDisposable, IGradientBucketListener
         Begin(inputs);
         T loss;
         try { loss = _local.ComputeGradients(inputs, labels); }
+        catch
+        {
+            Drain();
+            throw;
+        }
         finally { _local.Workspace.BucketListener = null; }
         return Finish(loss);
     }
@@ -106,6 +111,11 @@ public sealed class DistributedTrainer<T> : IDisposable, IGradientBucketListener
         Begin(inputs);
         T loss;
         try { loss = _local.ComputeGradients(inputs, targets); }
+        catch
+        {
+            Drain();
+            throw;
+        }
         finally { _local.Workspace.BucketListener = null; }
         return Finish(loss);
     }
@@ -133,6 +143,21 @@ public sealed class DistributedTrainer<T> : IDisposable, IGradientBucketListener
     void IGradientBucketListener.Progress()
     {
         foreach (var r in _requests) if (r is not null && !r.IsCompleted) Communicator.Test(r);
+    }
+
+    /// <summary>
+    /// After a failed step (bad input, a diverged loss): waits, within the timeout, for the bucket allreduces already
+    /// started, so no request is left in flight over this rank's buffers. The other ranks then time out on the step's
+    /// last collective with a clear message, since this rank does not take part in it.
+    /// </summary>
+    private void Drain()
+    {
+        foreach (var r in _requests)
+        {
+            if (r is null) continue;
+            try { Communicator.Wait(r); }
+            catch (CommunicationTimeoutException) { }
+        }
     }
 
     private T Finish(T localLoss)
