@@ -89,11 +89,11 @@ public sealed class AotTests(ITestOutputHelper output) : IDisposable
         string[] images = WriteImages(6);
         string arguments = $"\"{checkpoint}\" " + string.Join(" ", images.Select(i => $"\"{i}\""));
         var native = Dotnet.Start(exe, arguments, _dir);
-        Assert.True(native.ExitCode == 0, native.Output + native.Error);
+        Assert.True(native.ExitCode == 0, native.All);
         // The JIT build of the same program (what publish compiled from) is the reference.
         string jitDll = Path.Combine(Dotnet.RepoRoot(), "samples", "AotInference", "bin", "Release", "net10.0", "linux-x64", "AotInference.dll");
         var jit = Dotnet.Start("dotnet", $"\"{jitDll}\" " + arguments, _dir);
-        Assert.True(jit.ExitCode == 0, jit.Output + jit.Error);
+        Assert.True(jit.ExitCode == 0, jit.All);
         var lines = native.Output.Trim().Split('\n');
         Assert.Equal(images.Length, lines.Length);
         Assert.All(lines, l => Assert.Matches(@"image\d\.pgm: [A-Za-z/ -]+ \(\d+\.\d %\)$", l.Trim()));

@@ -1,6 +1,7 @@
 using System;
-using System.Diagnostics;
+using System.Collections.Generic;
 using System.IO;
+using NetDsl.Testing;
 using Xunit;
 
 namespace NetDsl.Generator.Tests;
@@ -22,25 +23,19 @@ internal static class Dotnet
         throw new InvalidOperationException("The repository root (NetDsl.sln) is not above " + AppContext.BaseDirectory);
     }
 
-    /// <summary>Runs <paramref name="fileName"/> with <paramref name="arguments"/>; returns stdout and stderr, and the exit code.</summary>
-    public static (int ExitCode, string Output, string Error) Start(string fileName, string arguments, string workingDirectory, string? nugetPackages = null)
+    /// <summary>Runs <paramref name="fileName"/> as a user's shell would (no telemetry, no logo), with its own NuGet cache when given.</summary>
+    public static ChildProcess.Result Start(string fileName, string arguments, string workingDirectory, string? nugetPackages = null)
     {
-        var start = new ProcessStartInfo(fileName, arguments) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        if (nugetPackages is not null) start.Environment["NUGET_PACKAGES"] = nugetPackages;
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result, stderr.Result);
+        var environment = new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" };
+        if (nugetPackages is not null) environment["NUGET_PACKAGES"] = nugetPackages;
+        return ChildProcess.Run(fileName, arguments, workingDirectory, environment);
     }
 
     /// <summary>Runs <c>dotnet arguments</c> and fails the test, with the output, unless it succeeds.</summary>
     public static string Run(string arguments, string workingDirectory, string? nugetPackages = null)
     {
-        var (exit, stdout, stderr) = Start("dotnet", arguments, workingDirectory, nugetPackages);
-        Assert.True(exit == 0, $"dotnet {arguments} failed:\n{stdout}{stderr}");
-        return stdout + stderr;
+        var result = Start("dotnet", arguments, workingDirectory, nugetPackages);
+        Assert.True(result.ExitCode == 0, $"dotnet {arguments} failed:\n{result.All}");
+        return result.All;
     }
 }

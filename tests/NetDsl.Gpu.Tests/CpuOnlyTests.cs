@@ -5,9 +5,24 @@ using System.IO;
 using System.Linq;
 using System.Reflection;
 using System.Threading;
+using NetDsl.Testing;
 using Xunit;
 
 namespace NetDsl.Runtime.Tests.Gpu;
+
+/// <summary>The CPU-only probe program (tests/NetDsl.CpuOnlyProbe), run in fresh processes.</summary>
+internal static class CpuOnlyProbe
+{
+    public static string Location => typeof(CpuOnlyProbe).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "CpuOnlyProbe").Value!;
+
+    /// <summary>Runs the probe with <paramref name="arguments"/>; fails the test unless it exits with 0.</summary>
+    public static ChildProcess.Result Run(string arguments, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var result = ChildProcess.Run("dotnet", $"\"{Location}\" {arguments}", environment: environment);
+        Assert.True(result.ExitCode == 0, result.All);
+        return result;
+    }
+}
 
 /// <summary>The managed CPU path never loads ILGPU, even in an application whose networks have device kernels.</summary>
 public class CpuOnlyTests
@@ -15,16 +30,11 @@ public class CpuOnlyTests
     [Fact]
     public void CpuOnlyTrainingDoesNotLoadIlgpu()
     {
-        string probe = typeof(CpuOnlyTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "CpuOnlyProbe").Value!;
+        string probe = CpuOnlyProbe.Location;
         Assert.True(File.Exists(probe), "The probe was not built: " + probe);
         // The probe ships ILGPU (it references NetDsl.Runtime.Gpu), so "not loaded" means "never touched".
         Assert.True(File.Exists(Path.Combine(Path.GetDirectoryName(probe)!, "ILGPU.dll")));
-        var start = new ProcessStartInfo("dotnet", $"\"{probe}\"") { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(start)!;
-        string output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, output);
-        Assert.Contains("ILGPU not loaded", output);
+        Assert.Contains("ILGPU not loaded", CpuOnlyProbe.Run("").All);
     }
 }
 
@@ -39,14 +49,7 @@ public class SimdFallbackTests
 {
     private static Dictionary<string, double[]> Run(string? variable)
     {
-        string probe = typeof(CpuOnlyTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "CpuOnlyProbe").Value!;
-        var start = new ProcessStartInfo("dotnet", $"\"{probe}\" --numbers") { RedirectStandardOutput = true, RedirectStandardError = true };
-        if (variable is not null) start.Environment[variable] = "0";
-        using var process = Process.Start(start)!;
-        string output = process.StandardOutput.ReadToEnd();
-        string error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, output + error);
+        string output = CpuOnlyProbe.Run("--numbers", variable is null ? null : new Dictionary<string, string> { [variable] = "0" }).Output;
         return output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(line => line.Split(' '))
             .ToDictionary(f => f[0], f => f.Skip(1).Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray());
@@ -80,18 +83,8 @@ public class SimdFallbackTests
 /// <summary>Properties that need fresh processes: reproducibility across thread counts, and saving under a kill.</summary>
 public class ProcessTests
 {
-    private static string Probe => typeof(CpuOnlyTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "CpuOnlyProbe").Value!;
-
-    private static string RunProbe(string arguments, string? threads)
-    {
-        var start = new ProcessStartInfo("dotnet", $"\"{Probe}\" {arguments}") { RedirectStandardOutput = true, RedirectStandardError = true };
-        if (threads is not null) start.Environment["NETDSL_NUM_THREADS"] = threads;
-        using var process = Process.Start(start)!;
-        string output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, output);
-        return output.Trim();
-    }
+    private static string RunProbe(string arguments, string threads)
+        => CpuOnlyProbe.Run(arguments, new Dictionary<string, string> { ["NETDSL_NUM_THREADS"] = threads }).All.Trim();
 
     /// <summary>
     /// The same seed gives bitwise-identical parameters and running statistics after an epoch (a CNN with batch
@@ -117,7 +110,7 @@ public class ProcessTests
             var random = new Random(1);
             for (int round = 0; round < 5; round++)
             {
-                var start = new ProcessStartInfo("dotnet", $"\"{Probe}\" --save-loop \"{path}\"") { RedirectStandardOutput = true, RedirectStandardError = true };
+                var start = new ProcessStartInfo("dotnet", $"\"{CpuOnlyProbe.Location}\" --save-loop \"{path}\"") { RedirectStandardOutput = true, RedirectStandardError = true };
                 using var process = Process.Start(start)!;
                 int target = 2 + random.Next(3);
                 string? line;

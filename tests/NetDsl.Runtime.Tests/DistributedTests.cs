@@ -1,11 +1,11 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
 using System.IO;
 using System.Linq;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using NetDsl.Runtime.Distributed;
+using NetDsl.Testing;
 using NetDsl.Runtime.Tests.Networks;
 using NetDsl.Runtime.Tests.Support;
 using Xunit;
@@ -186,22 +186,11 @@ public sealed class DistributedTests(ITestOutputHelper output) : IDisposable
     private static string? Mpiexec()
         => (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, "mpiexec")).FirstOrDefault(File.Exists);
 
-    private (int Exit, string Output, TimeSpan Elapsed) Launch(string file, string arguments, IDictionary<string, string>? environment = null, int timeoutSeconds = 240)
+    private ChildProcess.Result Launch(string file, string arguments, IReadOnlyDictionary<string, string>? environment = null, int timeoutSeconds = 240)
     {
-        var start = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir };
-        start.Environment["NETDSL_NUM_THREADS"] = "1";
-        if (environment is not null) foreach (var (k, v) in environment) start.Environment[k] = v;
-        var clock = Stopwatch.StartNew();
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeoutSeconds * 1000))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{file} {arguments} still running after {timeoutSeconds} s: it hangs.\n{stdout.Result}{stderr.Result}");
-        }
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result + stderr.Result, clock.Elapsed);
+        var env = new Dictionary<string, string> { ["NETDSL_NUM_THREADS"] = "1" };
+        if (environment is not null) foreach (var (k, v) in environment) env[k] = v;
+        return ChildProcess.Run(file, arguments, _dir, env, TimeSpan.FromSeconds(timeoutSeconds));
     }
 
     private static float[] Read(string path) => MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(path)).ToArray();
@@ -212,10 +201,10 @@ public sealed class DistributedTests(ITestOutputHelper output) : IDisposable
         string? mpiexec = Mpiexec();
         Skip.If(mpiexec is null, "mpiexec is not installed: apt-get install mpich (.ci/run does).");
         var two = Launch(mpiexec!, $"-n 2 dotnet \"{Probe}\" distributed \"{_dir}\"");
-        Assert.True(two.Exit == 0, two.Output);
+        Assert.True(two.ExitCode == 0, two.All);
         var one = Launch("dotnet", $"\"{Probe}\" single \"{_dir}\"");
-        Assert.True(one.Exit == 0, one.Output);
-        output.WriteLine(two.Output);
+        Assert.True(one.ExitCode == 0, one.All);
+        output.WriteLine(two.All);
 
         float[] rank0 = Read(Path.Combine(_dir, "rank0.bin")), rank1 = Read(Path.Combine(_dir, "rank1.bin")), single = Read(Path.Combine(_dir, "single.bin"));
         Assert.Equal(rank0, rank1); // identical on every rank, bit for bit
@@ -224,17 +213,17 @@ public sealed class DistributedTests(ITestOutputHelper output) : IDisposable
             worst = Math.Max(worst, Math.Abs(rank0[i] - single[i]) / Math.Max(1.0, Math.Abs(single[i])));
         output.WriteLine($"20 steps: largest difference from one process at batch 64: {worst:E2} (relative, floor 1)");
         Assert.True(worst <= 1e-5, $"the ranks differ from one process by {worst:E2}");
-        Assert.Contains("gradient buckets", two.Output);
+        Assert.Contains("gradient buckets", two.All);
     }
 
     [SkippableFact]
     public void OneProcessWithoutMpiexecRunsTheSameProgramUnchanged()
     {
         var alone = Launch("dotnet", $"\"{Probe}\" distributed \"{_dir}\"");
-        Assert.True(alone.Exit == 0, alone.Output);
+        Assert.True(alone.ExitCode == 0, alone.All);
         var one = Launch("dotnet", $"\"{Probe}\" single \"{_dir}\"");
-        Assert.True(one.Exit == 0, one.Output);
-        Assert.Contains("over 1 process(es) by single process", alone.Output);
+        Assert.True(one.ExitCode == 0, one.All);
+        Assert.Contains("over 1 process(es) by single process", alone.All);
         Assert.Equal(Read(Path.Combine(_dir, "single.bin")), Read(Path.Combine(_dir, "rank0.bin")));
     }
 
@@ -244,14 +233,14 @@ public sealed class DistributedTests(ITestOutputHelper output) : IDisposable
         string? mpiexec = Mpiexec();
         Skip.If(mpiexec is null, "mpiexec is not installed: apt-get install mpich (.ci/run does).");
         var hang = Launch(mpiexec!, $"-n 2 dotnet \"{Probe}\" hang \"{_dir}\"", new Dictionary<string, string> { ["NETDSL_COLLECTIVE_TIMEOUT"] = "3" }, timeoutSeconds: 120);
-        output.WriteLine($"stopped rank: exit {hang.Exit} after {hang.Elapsed.TotalSeconds:F1} s\n{hang.Output}");
-        Assert.NotEqual(0, hang.Exit);
-        Assert.Contains("Rank 0 of 2: allreduce of", hang.Output);
-        Assert.Contains("did not complete within 3 s. Another rank has probably crashed or stopped", hang.Output);
+        output.WriteLine($"stopped rank: exit {hang.ExitCode} after {hang.Elapsed.TotalSeconds:F1} s\n{hang.All}");
+        Assert.NotEqual(0, hang.ExitCode);
+        Assert.Contains("Rank 0 of 2: allreduce of", hang.All);
+        Assert.Contains("did not complete within 3 s. Another rank has probably crashed or stopped", hang.All);
 
         var crash = Launch(mpiexec!, $"-n 2 dotnet \"{Probe}\" crash \"{_dir}\"", new Dictionary<string, string> { ["NETDSL_COLLECTIVE_TIMEOUT"] = "3" }, timeoutSeconds: 120);
-        output.WriteLine($"crashed rank: exit {crash.Exit} after {crash.Elapsed.TotalSeconds:F1} s\n{crash.Output}");
-        Assert.NotEqual(0, crash.Exit);
+        output.WriteLine($"crashed rank: exit {crash.ExitCode} after {crash.Elapsed.TotalSeconds:F1} s\n{crash.All}");
+        Assert.NotEqual(0, crash.ExitCode);
         Assert.False(File.Exists(Path.Combine(_dir, "rank0.bin")), "rank 0 finished training without its peer");
     }
 }
