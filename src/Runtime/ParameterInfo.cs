@@ -31,18 +31,10 @@ public enum ParameterInit
 public sealed record StateInfo(string Name, int Offset, int[] Shape, ParameterInit Init, bool IsCount)
 {
     /// <summary>Number of elements.</summary>
-    public int Length
-    {
-        get
-        {
-            int n = 1;
-            foreach (int d in Shape) n *= d;
-            return n;
-        }
-    }
+    public int Length => TensorShape.Elements(Shape);
 
     /// <summary>The shape as PyTorch prints it.</summary>
-    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+    public string ShapeText => TensorShape.Text(Shape);
 }
 
 /// <summary>One named parameter tensor inside a network's flat parameter buffer.</summary>
@@ -54,18 +46,10 @@ public sealed record StateInfo(string Name, int Offset, int[] Shape, ParameterIn
 public sealed record ParameterInfo(string Name, int Offset, int[] Shape, ParameterInit Init, double Bound)
 {
     /// <summary>Number of elements.</summary>
-    public int Length
-    {
-        get
-        {
-            int n = 1;
-            foreach (int d in Shape) n *= d;
-            return n;
-        }
-    }
+    public int Length => TensorShape.Elements(Shape);
 
     /// <summary>The shape as PyTorch prints it, e.g. <c>[32, 3, 3, 3]</c>.</summary>
-    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+    public string ShapeText => TensorShape.Text(Shape);
 }
 
 /// <summary>
@@ -89,8 +73,8 @@ public sealed class NetworkDescription
         Parameters = parameters;
         TrainingPlan = trainingPlan;
         InferencePlan = inferencePlan;
-        InputSize = Product(inputShape);
-        OutputSize = Product(outputShape);
+        InputSize = TensorShape.Elements(inputShape);
+        OutputSize = TensorShape.Elements(outputShape);
         int count = 0;
         foreach (var p in parameters) count = Math.Max(count, p.Offset + p.Length);
         ParameterCount = count;
@@ -181,12 +165,21 @@ public sealed class NetworkDescription
         return null;
     }
 
-    private static int Product(int[] shape)
+}
+
+/// <summary>Shape arithmetic shared by parameter, state and checkpoint tensors.</summary>
+internal static class TensorShape
+{
+    /// <summary>The number of elements (1 for a scalar's empty shape).</summary>
+    public static int Elements(int[] shape)
     {
         int n = 1;
         foreach (int d in shape) n *= d;
         return n;
     }
+
+    /// <summary>The shape as PyTorch prints it, e.g. <c>[32, 3, 3, 3]</c>.</summary>
+    public static string Text<TDim>(TDim[] shape) => "[" + string.Join(", ", shape) + "]";
 }
 
 /// <summary>

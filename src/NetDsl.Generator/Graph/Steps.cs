@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 
@@ -341,7 +342,7 @@ internal sealed class SliceCopyStep : Step
 /// <see cref="Mean"/>/<see cref="InvStd"/> (first C elements), running statistics updated in place. Inference
 /// forward: the running statistics. Backward: <c>dX</c>, <c>dγ</c> and <c>dβ</c> from the saved input and statistics.
 /// </summary>
-internal sealed class BatchNormStep : Step
+internal sealed class BatchNormStep : NormStep
 {
     public NormPass Pass { get; set; }
 
@@ -349,9 +350,65 @@ internal sealed class BatchNormStep : Step
 
     public int Inner { get; set; }
 
-    public double Eps { get; set; }
-
     public double Momentum { get; set; }
+
+    /// <summary>Running mean, running variance and batches tracked (state buffers).</summary>
+    public int RunningMean { get; set; } = -1;
+
+    public int RunningVar { get; set; } = -1;
+
+    public int Count { get; set; } = -1;
+
+    protected override bool IsBackward => Pass == NormPass.Backward;
+
+    public override IEnumerable<int> Reads
+    {
+        get
+        {
+            var r = CommonReads();
+            if (Pass == NormPass.Inference) r.AddRange(new[] { RunningMean, RunningVar });
+            if (Pass == NormPass.Training) r.AddRange(new[] { RunningMean, RunningVar, Count });
+            return r;
+        }
+    }
+
+    public override IEnumerable<int> Writes
+        => CommonWrites(Pass == NormPass.Training ? new[] { Mean, InvStd, RunningMean, RunningVar, Count } : Array.Empty<int>());
+}
+
+internal enum NormPass
+{
+    Training,
+    Inference,
+    Backward,
+}
+
+/// <summary>
+/// Layer normalization of rows of <see cref="N"/> elements (<see cref="Rows"/> per sample). Forward saves each
+/// row's mean and 1/σ (training); backward gives <c>dX</c>, <c>dγ</c>, <c>dβ</c>.
+/// </summary>
+internal sealed class LayerNormStep : NormStep
+{
+    public bool Backward { get; set; }
+
+    public int Rows { get; set; }
+
+    public int N { get; set; }
+
+    protected override bool IsBackward => Backward;
+
+    public override IEnumerable<int> Reads => CommonReads();
+
+    public override IEnumerable<int> Writes => CommonWrites(!Backward && Mean >= 0 ? new[] { Mean, InvStd } : Array.Empty<int>());
+}
+
+/// <summary>
+/// What batch and layer normalization share: the input, the affine parameters γ and β with their gradients, the
+/// saved statistics, and which buffers a pass reads and writes because of them.
+/// </summary>
+internal abstract class NormStep : Step
+{
+    public double Eps { get; set; }
 
     /// <summary>The input X (all passes).</summary>
     public int In { get; set; }
@@ -377,126 +434,38 @@ internal sealed class BatchNormStep : Step
 
     public bool AccumulateBias { get; set; }
 
+    /// <summary>The saved mean and 1/σ (-1 where a pass has none).</summary>
     public int Mean { get; set; } = -1;
 
     public int InvStd { get; set; } = -1;
 
-    /// <summary>Running mean, running variance and batches tracked (state buffers).</summary>
-    public int RunningMean { get; set; } = -1;
+    protected abstract bool IsBackward { get; }
 
-    public int RunningVar { get; set; } = -1;
-
-    public int Count { get; set; } = -1;
-
-    public override IEnumerable<int> Reads
+    /// <summary>X and γ always; β forward; dY, the statistics and the accumulated gradients backward.</summary>
+    protected List<int> CommonReads()
     {
-        get
+        var r = new List<int> { In };
+        if (Weight >= 0) r.Add(Weight);
+        if (!IsBackward && Bias >= 0) r.Add(Bias);
+        if (IsBackward)
         {
-            var r = new List<int> { In };
-            if (Weight >= 0) r.Add(Weight);
-            if (Pass != NormPass.Backward && Bias >= 0) r.Add(Bias);
-            if (Pass == NormPass.Inference) r.AddRange(new[] { RunningMean, RunningVar });
-            if (Pass == NormPass.Training) r.AddRange(new[] { RunningMean, RunningVar, Count });
-            if (Pass == NormPass.Backward)
-            {
-                r.AddRange(new[] { InGrad, Mean, InvStd });
-                if (AccumulateInput && Out >= 0) r.Add(Out);
-                if (AccumulateWeight && WeightGrad >= 0) r.Add(WeightGrad);
-                if (AccumulateBias && BiasGrad >= 0) r.Add(BiasGrad);
-            }
-            return r;
+            r.AddRange(new[] { InGrad, Mean, InvStd });
+            if (AccumulateInput && Out >= 0) r.Add(Out);
+            if (AccumulateWeight && WeightGrad >= 0) r.Add(WeightGrad);
+            if (AccumulateBias && BiasGrad >= 0) r.Add(BiasGrad);
         }
+        return r;
     }
 
-    public override IEnumerable<int> Writes
+    /// <summary>Y or dX, then <paramref name="statistics"/>, then dγ and dβ.</summary>
+    protected List<int> CommonWrites(int[] statistics)
     {
-        get
-        {
-            var w = new List<int>();
-            if (Out >= 0) w.Add(Out);
-            if (Pass == NormPass.Training) w.AddRange(new[] { Mean, InvStd, RunningMean, RunningVar, Count });
-            if (WeightGrad >= 0) w.Add(WeightGrad);
-            if (BiasGrad >= 0) w.Add(BiasGrad);
-            return w;
-        }
-    }
-}
-
-internal enum NormPass
-{
-    Training,
-    Inference,
-    Backward,
-}
-
-/// <summary>
-/// Layer normalization of rows of <see cref="N"/> elements (<see cref="Rows"/> per sample). Forward saves each
-/// row's mean and 1/σ (training); backward gives <c>dX</c>, <c>dγ</c>, <c>dβ</c>.
-/// </summary>
-internal sealed class LayerNormStep : Step
-{
-    public bool Backward { get; set; }
-
-    public int Rows { get; set; }
-
-    public int N { get; set; }
-
-    public double Eps { get; set; }
-
-    public int In { get; set; }
-
-    public int InGrad { get; set; } = -1;
-
-    public int Out { get; set; } = -1;
-
-    public int Weight { get; set; } = -1;
-
-    public int Bias { get; set; } = -1;
-
-    public int WeightGrad { get; set; } = -1;
-
-    public int BiasGrad { get; set; } = -1;
-
-    public bool AccumulateInput { get; set; }
-
-    public bool AccumulateWeight { get; set; }
-
-    public bool AccumulateBias { get; set; }
-
-    /// <summary>Per-row statistics (training only; -1 in inference).</summary>
-    public int Mean { get; set; } = -1;
-
-    public int InvStd { get; set; } = -1;
-
-    public override IEnumerable<int> Reads
-    {
-        get
-        {
-            var r = new List<int> { In };
-            if (Weight >= 0) r.Add(Weight);
-            if (!Backward && Bias >= 0) r.Add(Bias);
-            if (Backward)
-            {
-                r.AddRange(new[] { InGrad, Mean, InvStd });
-                if (AccumulateInput && Out >= 0) r.Add(Out);
-                if (AccumulateWeight && WeightGrad >= 0) r.Add(WeightGrad);
-                if (AccumulateBias && BiasGrad >= 0) r.Add(BiasGrad);
-            }
-            return r;
-        }
-    }
-
-    public override IEnumerable<int> Writes
-    {
-        get
-        {
-            var w = new List<int>();
-            if (Out >= 0) w.Add(Out);
-            if (!Backward && Mean >= 0) w.AddRange(new[] { Mean, InvStd });
-            if (WeightGrad >= 0) w.Add(WeightGrad);
-            if (BiasGrad >= 0) w.Add(BiasGrad);
-            return w;
-        }
+        var w = new List<int>();
+        if (Out >= 0) w.Add(Out);
+        w.AddRange(statistics);
+        if (WeightGrad >= 0) w.Add(WeightGrad);
+        if (BiasGrad >= 0) w.Add(BiasGrad);
+        return w;
     }
 }
 

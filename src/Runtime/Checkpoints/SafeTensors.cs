@@ -37,7 +37,7 @@ public sealed record SafeTensor(string Name, string DType, long[] Shape, byte[] 
     }
 
     /// <summary>The shape as PyTorch prints it.</summary>
-    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+    public string ShapeText => TensorShape.Text(Shape);
 }
 
 /// <summary>
