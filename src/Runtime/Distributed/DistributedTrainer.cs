@@ -91,26 +91,16 @@ public sealed class DistributedTrainer<T> : IDisposable, IGradientBucketListener
     }
 
     /// <summary>One step on this rank's shard (class labels); returns the mean loss over the global batch.</summary>
-    public T Step(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels)
-    {
-        Begin(inputs);
-        T loss;
-        try { loss = _local.ComputeGradients(inputs, labels); }
-        catch
-        {
-            Drain();
-            throw;
-        }
-        finally { _local.Workspace.BucketListener = null; }
-        return Finish(loss);
-    }
+    public T Step(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels) => Run(inputs, labels, default, useLabels: true);
 
     /// <summary>One step on this rank's shard (float targets); returns the mean loss over the global batch.</summary>
-    public T Step(ReadOnlySpan<T> inputs, ReadOnlySpan<T> targets)
+    public T Step(ReadOnlySpan<T> inputs, ReadOnlySpan<T> targets) => Run(inputs, default, targets, useLabels: false);
+
+    private T Run(ReadOnlySpan<T> inputs, ReadOnlySpan<int> labels, ReadOnlySpan<T> targets, bool useLabels)
     {
         Begin(inputs);
         T loss;
-        try { loss = _local.ComputeGradients(inputs, targets); }
+        try { loss = useLabels ? _local.ComputeGradients(inputs, labels) : _local.ComputeGradients(inputs, targets); }
         catch
         {
             Drain();
