@@ -23,6 +23,18 @@ public class KernelTests
     [InlineData(false, true, 3, 256, 784)]
     [InlineData(true, false, 300, 97, 129)]
     [InlineData(false, false, 13, 2100, 33)]
+    // Small products (the direct path on AVX-512): whole vectors of columns, ragged ones, rows not a multiple of 4,
+    // and narrow C (N < 16 below M), which is computed transposed; a Linear step at batch 32 and its gradients.
+    [InlineData(false, false, 32, 64, 64)]
+    [InlineData(false, true, 32, 64, 8)]
+    [InlineData(true, false, 64, 64, 32)]
+    [InlineData(true, true, 33, 48, 20)]
+    [InlineData(false, false, 30, 40, 9)]
+    [InlineData(false, true, 32, 4, 64)]
+    [InlineData(false, false, 32, 4, 64)]
+    [InlineData(true, false, 64, 8, 32)]
+    [InlineData(true, true, 21, 10, 17)]
+    [InlineData(false, true, 32, 9, 784)]
     public void GemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);
@@ -42,6 +54,65 @@ public class KernelTests
         Gemm.Multiply<float>(ta, tb, m, n, k, a, b, c, accumulate: false);
         for (int i = 0; i < m * n; i++) expected[i] -= Numerics.Uniform<float>(m * n, 3)[i];
         Numerics.AssertClose<double>(expected, Array.ConvertAll(c, v => (double)v), 1e-5, "C = A·B");
+    }
+
+    /// <summary>Sub-blocks of larger matrices (leading dimensions above the widths), every transpose combination.</summary>
+    [Theory]
+    [InlineData(false, false, 12, 20, 7)]
+    [InlineData(false, true, 20, 6, 33)]
+    [InlineData(true, false, 9, 40, 18)]
+    [InlineData(true, true, 40, 5, 11)]
+    [InlineData(false, true, 70, 150, 90)]
+    public unsafe void StridedGemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
+    {
+        const int pad = 5;
+        int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+        var a = Numerics.Uniform<float>((ta ? k : m) * lda, 1);
+        var b = Numerics.Uniform<float>((tb ? n : k) * ldb, 2);
+        var c = Numerics.Uniform<float>(m * ldc, 3);
+        var before = (float[])c.Clone();
+        fixed (float* pa = a, pb = b, pc = c)
+            Sgemm.Multiply(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate: true);
+        var expected = new double[m * ldc];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < ldc; j++)
+            {
+                double s = before[i * ldc + j];
+                if (j < n)
+                    for (int p = 0; p < k; p++)
+                        s += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+                expected[i * ldc + j] = s;
+            }
+        // The padding columns of C must come through untouched.
+        Numerics.AssertClose<double>(expected, Array.ConvertAll(c, v => (double)v), 1e-5, "C += A·B on sub-blocks");
+    }
+
+    /// <summary>The float activations' lanes against double precision, over their whole range and at the edges.</summary>
+    [Fact]
+    public void FloatLanesMatchDoublePrecision()
+    {
+        double worstExp = 0, worstTanh = 0, worstSigmoid = 0;
+        for (double v = -90; v <= 90; v += 0.0071)
+        {
+            var x = new System.Numerics.Vector<float>((float)v);
+            double xf = (float)v;
+            double e = Math.Exp(xf);
+            if (xf > -87 && xf < 88) worstExp = Math.Max(worstExp, Math.Abs(Lanes.Exp(x)[0] - e) / e);
+            double t = Math.Tanh(xf);
+            worstTanh = Math.Max(worstTanh, Math.Abs(Lanes.Tanh(x)[0] - t) / Math.Max(Math.Abs(t), 1e-30));
+            double s = 1 / (1 + Math.Exp(-xf));
+            if (s > 1e-30) worstSigmoid = Math.Max(worstSigmoid, Math.Abs(Lanes.Sigmoid(x)[0] - s) / s);
+        }
+        Assert.True(worstExp < 3e-7, $"exp: worst relative error {worstExp:E2}, expected below 3e-7");
+        Assert.True(worstTanh < 3e-7, $"tanh: worst relative error {worstTanh:E2}, expected below 3e-7");
+        Assert.True(worstSigmoid < 3e-7, $"sigmoid: worst relative error {worstSigmoid:E2}, expected below 3e-7");
+        var nan = new System.Numerics.Vector<float>(float.NaN);
+        Assert.True(float.IsNaN(Lanes.Exp(nan)[0]) && float.IsNaN(Lanes.Tanh(nan)[0]) && float.IsNaN(Lanes.Sigmoid(nan)[0]), "NaN must stay NaN");
+        Assert.Equal(-1f, Lanes.Tanh(new System.Numerics.Vector<float>(float.NegativeInfinity))[0]);
+        Assert.Equal(1f, Lanes.Tanh(new System.Numerics.Vector<float>(1e4f))[0]);
+        Assert.Equal(1e-30f, Lanes.Tanh(new System.Numerics.Vector<float>(1e-30f))[0]);
+        Assert.InRange(Lanes.Sigmoid(new System.Numerics.Vector<float>(-1e4f))[0], 0f, 1e-37f);
+        Assert.Equal(1f, Lanes.Sigmoid(new System.Numerics.Vector<float>(1e4f))[0]);
     }
 
     [Theory]

@@ -61,7 +61,12 @@ public static unsafe class Sgemm
         var job = new Job(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
         // Large products, and large weight matrices read by few rows (memory-bound: each core then streams half).
         bool parallel = CpuWorkers.Count > 1 && ((long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 17);
-        if (!transA && transB && m < DotRowsLimit)
+        if (!parallel && Vector512.IsHardwareAccelerated && (long)m * n * k <= SmallProduct
+            && (long)k * RoundUp(n, 16) <= SmallPanel && (transA || !transB || m >= DotRowsLimit))
+        {
+            Direct(ref job);
+        }
+        else if (!transA && transB && m < DotRowsLimit)
         {
             if (parallel) CpuWorkers.Run(ref job, &DotSlice, n);
             else DotSlice(ref job, 0, n);
@@ -72,6 +77,14 @@ public static unsafe class Sgemm
             else PackedSlice(ref job, 0, n);
         }
     }
+
+    /// <summary>Products up to this many multiply-adds may skip packing A (see <see cref="Direct"/>).</summary>
+    private const long SmallProduct = 1L << 18;
+
+    /// <summary>The most elements op(B) may have, rounded up to whole vectors of columns, for the direct path (64 KiB).</summary>
+    private const int SmallPanel = 1 << 14;
+
+    private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
 
     /// <summary>The operands of one product; slices of its columns go to the workers.</summary>
     internal readonly struct Job(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
@@ -315,6 +328,142 @@ public static unsafe class Sgemm
         }
         Vector256.Store(v0, c);
         Vector256.Store(v1, c + 8);
+    }
+
+    // ---- direct path (small products, AVX-512) --------------------------------------------------------------
+
+    /// <summary>
+    /// A small product on the calling thread without packing A: op(B) is used in place when it is row-major with
+    /// whole vectors of columns, otherwise copied once into a zero-padded [K, N↑16] panel; A's elements are
+    /// broadcast straight from their rows or columns, four rows of C at a time. Packing both operands into
+    /// 12×32 micro-panels costs more than it saves at these sizes (a small layer's weight gradient, a batch-32
+    /// step), and panels of 32 columns waste most of their work when N is 4 or 8.
+    /// </summary>
+    private static void Direct(ref Job job)
+    {
+        if (job.N < 16 && job.M > job.N)
+        {
+            // Narrow C (an output layer's few classes): compute Cᵀ = op(B)ᵀ·op(A)ᵀ, whose rows are long, and
+            // write it back transposed.
+            var swapped = new Job(!job.TransB, !job.TransA, job.N, job.M, job.K, job.B, job.Ldb, job.A, job.Lda, job.C, job.Ldc, job.Accumulate);
+            DirectOriented(ref swapped, transposeC: true);
+        }
+        else DirectOriented(ref job, transposeC: false);
+    }
+
+    private static void DirectOriented(ref Job job, bool transposeC)
+    {
+        int m = job.M, n = job.N, k = job.K, np = RoundUp(n, 16);
+        float* b;
+        int ldb;
+        if (!job.TransB && n == np)
+        {
+            b = job.B;
+            ldb = job.Ldb;
+        }
+        else
+        {
+            b = Scratch.B;
+            ldb = np;
+            if (!job.TransB)
+            {
+                for (int p = 0; p < k; p++)
+                {
+                    float* src = job.B + (long)p * job.Ldb, dst = b + (long)p * np;
+                    int j = 0;
+                    for (; j < n; j++) dst[j] = src[j];
+                    for (; j < np; j++) dst[j] = 0;
+                }
+            }
+            else
+            {
+                // B is stored [N, K]: its rows become panel columns.
+                int j = 0;
+                if (Transpose.IsSupported)
+                    for (; j + 8 <= n; j += 8) Transpose.Rows(job.B + (long)j * job.Ldb, job.Ldb, k, b + j, np);
+                for (; j < n; j++)
+                {
+                    float* src = job.B + (long)j * job.Ldb;
+                    for (int p = 0; p < k; p++) b[(long)p * np + j] = src[p];
+                }
+                if (n < np)
+                    for (int p = 0; p < k; p++)
+                        for (int c = n; c < np; c++) b[(long)p * np + c] = 0;
+            }
+        }
+        // A(i, p) = a[i·rowStep + p·depthStep].
+        long rowStep = job.TransA ? 1 : job.Lda, depthStep = job.TransA ? job.Lda : 1;
+        for (int i = 0; i < m; i += 4)
+        {
+            int rows = Math.Min(4, m - i);
+            float* a = job.A + i * rowStep;
+            // C(i, j) = c[i·cRow + j·cCol].
+            long cRow = transposeC ? 1 : job.Ldc, cCol = transposeC ? job.Ldc : 1;
+            float* c = job.C + i * cRow;
+            int j = 0;
+            for (; j + 32 <= np; j += 32)
+                DirectTile<Two>(k, a, rowStep, depthStep, b + j, ldb, c + j * cCol, cRow, cCol, rows, Math.Min(32, n - j), job.Accumulate);
+            if (j < np)
+                DirectTile<One>(k, a, rowStep, depthStep, b + j, ldb, c + j * cCol, cRow, cCol, rows, n - j, job.Accumulate);
+        }
+    }
+
+    private struct One;
+
+    private struct Two;
+
+    /// <summary>
+    /// C[rows × cols] (+)= A[rows × K]·B[K × 16 or 32] for up to 4 rows: 4 or 8 zmm accumulators. Missing rows
+    /// repeat the last one (their results are not stored); columns past <paramref name="cols"/> are zero in B.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
+    private static void DirectTile<TWidth>(int k, float* a, long rowStep, long depthStep, float* b, int ldb, float* c, long cRow, long cCol, int rows, int cols, bool accumulate)
+        where TWidth : struct
+    {
+        bool two = typeof(TWidth) == typeof(Two);
+        // Results leave through a stack tile, allocated up front: a call (or the allocation's zeroing) while the
+        // accumulators are live makes the JIT spill them inside the loop.
+        float* tile = stackalloc float[4 * 32];
+        float* a0 = a, a1 = rows > 1 ? a + rowStep : a0, a2 = rows > 2 ? a + 2 * rowStep : a1, a3 = rows > 3 ? a + 3 * rowStep : a2;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int p = 0; p < k; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = two ? Vector512.Load(b + 16) : default;
+            b += ldb;
+            var x = Vector512.Create(*a0);
+            c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
+            if (two) c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(*a1);
+            c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
+            if (two) c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(*a2);
+            c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
+            if (two) c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(*a3);
+            c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
+            if (two) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            a0 += depthStep; a1 += depthStep; a2 += depthStep; a3 += depthStep;
+        }
+        Vector512.Store(c00, tile); Vector512.Store(c10, tile + 32); Vector512.Store(c20, tile + 64); Vector512.Store(c30, tile + 96);
+        if (two)
+        {
+            Vector512.Store(c01, tile + 16); Vector512.Store(c11, tile + 48); Vector512.Store(c21, tile + 80); Vector512.Store(c31, tile + 112);
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            float* src = tile + r * 32, dst = c + r * cRow;
+            int j = 0;
+            if (cCol == 1)
+                for (; j + 16 <= cols; j += 16)
+                {
+                    var v = Vector512.Load(src + j);
+                    if (accumulate) v += Vector512.Load(dst + j);
+                    Vector512.Store(v, dst + j);
+                }
+            if (accumulate) for (; j < cols; j++) dst[j * cCol] += src[j];
+            else for (; j < cols; j++) dst[j * cCol] = src[j];
+        }
     }
 
     // ---- dot-product path (A·Bᵀ) ----------------------------------------------------------------------------

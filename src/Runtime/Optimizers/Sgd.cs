@@ -75,23 +75,25 @@ public sealed class Sgd : Optimizer
             int i = start;
             if (Vector.IsHardwareAccelerated)
             {
+                // The job's fields in locals: the stores below could alias it, so the JIT would reload them every lane.
+                T* pp = j.P, pg = j.G, pm = j.M;
                 var lr = new Vector<T>(j.Lr);
                 var wd = new Vector<T>(j.Wd);
                 var mu = new Vector<T>(j.Mu);
                 var damp = new Vector<T>(j.Damp);
-                bool hasDecay = j.Wd != T.Zero;
+                bool hasDecay = j.Wd != T.Zero, hasMomentum = j.HasMomentum, first = j.First, nesterov = j.Nesterov;
                 for (; i <= end - Vector<T>.Count; i += Vector<T>.Count)
                 {
-                    var param = Vector.Load(j.P + i);
-                    var d = Vector.Load(j.G + i);
+                    var param = Vector.Load(pp + i);
+                    var d = Vector.Load(pg + i);
                     if (hasDecay) d += wd * param;
-                    if (j.HasMomentum)
+                    if (hasMomentum)
                     {
-                        var buf = j.First ? d : mu * Vector.Load(j.M + i) + damp * d;
-                        Vector.Store(buf, j.M + i);
-                        d = j.Nesterov ? d + mu * buf : buf;
+                        var buf = first ? d : mu * Vector.Load(pm + i) + damp * d;
+                        Vector.Store(buf, pm + i);
+                        d = nesterov ? d + mu * buf : buf;
                     }
-                    Vector.Store(param - lr * d, j.P + i);
+                    Vector.Store(param - lr * d, pp + i);
                 }
             }
             for (; i < end; i++)
