@@ -35,6 +35,8 @@ public class KernelTests
     [InlineData(true, false, 64, 8, 32)]
     [InlineData(true, true, 21, 10, 17)]
     [InlineData(false, true, 32, 9, 784)]
+    [InlineData(false, true, 256, 10, 128)]
+    [InlineData(true, false, 250, 7, 130)]
     public void GemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);

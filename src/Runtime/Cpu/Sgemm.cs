@@ -14,7 +14,7 @@ namespace NetDsl.Runtime.Cpu;
 /// </summary>
 public static unsafe class Sgemm
 {
-    private const int KC = 128;   // depth of a packed block: A and B micro-panels stay in L1 across the k loop
+    private const int KC = 256;   // depth of a packed block: the B micro-panel (32 KiB) and an A micro-panel stay in L1
     private const int MC = 144;   // rows of a packed A block (a multiple of both MRs)
     private const int NC = 2048;  // columns of a packed B block
 
@@ -60,9 +60,13 @@ public static unsafe class Sgemm
         }
         var job = new Job(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
         // Large products, and large weight matrices read by few rows (memory-bound: each core then streams half).
-        bool parallel = CpuWorkers.Count > 1 && ((long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 17);
-        if (!parallel && Vector512.IsHardwareAccelerated && (long)m * n * k <= SmallProduct
-            && (long)k * RoundUp(n, 16) <= SmallPanel && (transA || !transB || m >= DotRowsLimit))
+        bool parallel = CpuWorkers.Count > 1 && ((long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 15);
+        // Narrow C (an output layer's few classes) runs transposed through the direct path at any serial size:
+        // 32-column micro-panels would be mostly padding.
+        bool narrow = n < 16 && m > n;
+        long panel = (long)k * RoundUp(narrow ? m : n, 16);
+        if (!parallel && Vector512.IsHardwareAccelerated && (transA || !transB || m >= DotRowsLimit) && panel <= PanelCapacity
+            && (narrow || ((long)m * n * k <= SmallProduct && panel <= SmallPanel)))
         {
             Direct(ref job);
         }
@@ -83,6 +87,9 @@ public static unsafe class Sgemm
 
     /// <summary>The most elements op(B) may have, rounded up to whole vectors of columns, for the direct path (64 KiB).</summary>
     private const int SmallPanel = 1 << 14;
+
+    /// <summary>The per-thread buffer op(B) is copied into on the direct path (the packed path's B buffer).</summary>
+    private const int PanelCapacity = KC * (NC + 32);
 
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
 
@@ -343,8 +350,7 @@ public static unsafe class Sgemm
     {
         if (job.N < 16 && job.M > job.N)
         {
-            // Narrow C (an output layer's few classes): compute Cᵀ = op(B)ᵀ·op(A)ᵀ, whose rows are long, and
-            // write it back transposed.
+            // Narrow C: compute Cᵀ = op(B)ᵀ·op(A)ᵀ, whose rows are long, and write it back transposed.
             var swapped = new Job(!job.TransB, !job.TransA, job.N, job.M, job.K, job.B, job.Ldb, job.A, job.Lda, job.C, job.Ldc, job.Accumulate);
             DirectOriented(ref swapped, transposeC: true);
         }
@@ -487,6 +493,8 @@ public static unsafe class Sgemm
         {
             float* ai = job.A + (long)i * lda;
             int j = n0;
+            if (k >= 16)
+                for (; j + 8 <= n1; j += 8) Dot1x8(k, ai, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, job.Accumulate);
             for (; j + 4 <= n1; j += 4) Dot1x4(k, ai, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, job.Accumulate);
             for (; j < n1; j++) Set(job.C + (long)i * ldc + j, Dot(k, ai, job.B + (long)j * ldb), job.Accumulate);
         }
@@ -561,6 +569,47 @@ public static unsafe class Sgemm
             for (int j = 0; j < 4; j++) Set(c + (long)r * ldc + j, s[r * 4 + j], accumulate);
     }
 
+    /// <summary>
+    /// One row of A against eight rows of B (a batch-1 Linear layer): eight independent FMA chains hide the FMA
+    /// latency that four would expose, and the row of A is loaded once per eight outputs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
+    private static void Dot1x8(int k, float* a, float* b, int ldb, float* c, bool accumulate)
+    {
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            Dot1x4(k, a, b, ldb, c, accumulate);
+            Dot1x4(k, a, b + 4 * (long)ldb, ldb, c + 4, accumulate);
+            return;
+        }
+        float* b0 = b, b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb;
+        float* b4 = b + 4 * ldb, b5 = b + 5 * ldb, b6 = b + 6 * ldb, b7 = b + 7 * ldb;
+        float* s = stackalloc float[8];
+        Vector512<float> v0 = default, v1 = default, v2 = default, v3 = default, v4 = default, v5 = default, v6 = default, v7 = default;
+        int p = 0;
+        for (; p + 16 <= k; p += 16)
+        {
+            var x = Vector512.Load(a + p);
+            v0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b0 + p), v0);
+            v1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b1 + p), v1);
+            v2 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b2 + p), v2);
+            v3 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b3 + p), v3);
+            v4 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b4 + p), v4);
+            v5 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b5 + p), v5);
+            v6 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b6 + p), v6);
+            v7 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b7 + p), v7);
+        }
+        s[0] = Vector512.Sum(v0); s[1] = Vector512.Sum(v1); s[2] = Vector512.Sum(v2); s[3] = Vector512.Sum(v3);
+        s[4] = Vector512.Sum(v4); s[5] = Vector512.Sum(v5); s[6] = Vector512.Sum(v6); s[7] = Vector512.Sum(v7);
+        for (; p < k; p++)
+        {
+            float x = a[p];
+            s[0] += x * b0[p]; s[1] += x * b1[p]; s[2] += x * b2[p]; s[3] += x * b3[p];
+            s[4] += x * b4[p]; s[5] += x * b5[p]; s[6] += x * b6[p]; s[7] += x * b7[p];
+        }
+        for (int j = 0; j < 8; j++) Set(c + j, s[j], accumulate);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot1x4(int k, float* a, float* b, int ldb, float* c, bool accumulate)
     {
@@ -623,6 +672,6 @@ public static unsafe class Sgemm
 
         public static float* A => s_a != null ? s_a : s_a = (float*)NativeMemory.AlignedAlloc((nuint)(MC * KC * sizeof(float)), 64);
 
-        public static float* B => s_b != null ? s_b : s_b = (float*)NativeMemory.AlignedAlloc((nuint)(KC * (NC + 32) * sizeof(float)), 64);
+        public static float* B => s_b != null ? s_b : s_b = (float*)NativeMemory.AlignedAlloc((nuint)(PanelCapacity * sizeof(float)), 64);
     }
 }
