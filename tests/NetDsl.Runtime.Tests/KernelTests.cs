@@ -37,6 +37,8 @@ public class KernelTests
     [InlineData(false, true, 32, 9, 784)]
     [InlineData(false, true, 256, 10, 128)]
     [InlineData(true, false, 250, 7, 130)]
+    [InlineData(false, true, 2000, 10, 128)]
+    [InlineData(true, false, 1500, 12, 100)]
     public void GemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);

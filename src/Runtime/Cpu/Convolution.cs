@@ -155,6 +155,32 @@ public static unsafe class Convolution
             int c = row / (k * k), ky = row / k % k, kx = row % k;
             ReadOnlySpan<T> xc = x.Slice(c * h * w, h * w);
             Span<T> dst = col.Slice((row - r0) * oh * ow, oh * ow);
+            if (s == 1 && ow == w && oh == h)
+            {
+                // 'Same' convolution: the row is the channel image shifted by (ky − pad, kx − pad), so the valid
+                // output rows are one contiguous copy (dst[f] = src[f + shift]); the border is zeroed after it.
+                // Per-row copies cost more than the data on small images.
+                int lo = Math.Min(Math.Max(0, pad - kx), ow), hi = Math.Max(Math.Min(ow, w + pad - kx), lo);
+                int top = Math.Min(Math.Max(0, pad - ky), oh), bottom = Math.Max(Math.Min(oh, h + pad - ky), top);
+                if (bottom > top && hi > lo)
+                {
+                    int first = top * w + lo, last = (bottom - 1) * w + hi, shift = (ky - pad) * w + (kx - pad);
+                    xc.Slice(first + shift, last - first).CopyTo(dst.Slice(first, last - first));
+                }
+                dst.Slice(0, top * w).Clear();
+                dst.Slice(bottom * w).Clear();
+                if (lo > 0 || hi < ow)
+                {
+                    ref T d = ref MemoryMarshal.GetReference(dst);
+                    for (int oy = top; oy < bottom; oy++)
+                    {
+                        ref T drow = ref Unsafe.Add(ref d, oy * w);
+                        for (int ox = 0; ox < lo; ox++) Unsafe.Add(ref drow, ox) = T.Zero;
+                        for (int ox = hi; ox < ow; ox++) Unsafe.Add(ref drow, ox) = T.Zero;
+                    }
+                }
+                continue;
+            }
             for (int oy = 0; oy < oh; oy++)
             {
                 int iy = oy * s - pad + ky;
@@ -165,9 +191,26 @@ public static unsafe class Convolution
                 {
                     // A contiguous run: ox in [lo, hi) reads ix = ox - pad + kx inside the row.
                     int lo = Math.Min(Math.Max(0, pad - kx), ow), hi = Math.Max(Math.Min(ow, w + pad - kx), lo);
-                    drow.Slice(0, lo).Clear();
-                    srow.Slice(lo - pad + kx, hi - lo).CopyTo(drow.Slice(lo, hi - lo));
-                    drow.Slice(hi).Clear();
+                    if (hi - lo >= Vector<T>.Count)
+                    {
+                        // Rows of a small image are short: lanes (the last one overlapping) instead of a memmove
+                        // call per row, which costs more than the copy.
+                        ref T d = ref MemoryMarshal.GetReference(drow);
+                        ref T src = ref Unsafe.Add(ref MemoryMarshal.GetReference(srow), lo - pad + kx);
+                        for (int ox = 0; ox < lo; ox++) Unsafe.Add(ref d, ox) = T.Zero;
+                        int n = hi - lo, i = 0;
+                        for (; i + Vector<T>.Count <= n; i += Vector<T>.Count)
+                            Vector.StoreUnsafe(Vector.LoadUnsafe(ref src, (nuint)i), ref d, (nuint)(lo + i));
+                        if (i < n)
+                            Vector.StoreUnsafe(Vector.LoadUnsafe(ref src, (nuint)(n - Vector<T>.Count)), ref d, (nuint)(hi - Vector<T>.Count));
+                        for (int ox = hi; ox < ow; ox++) Unsafe.Add(ref d, ox) = T.Zero;
+                    }
+                    else
+                    {
+                        drow.Slice(0, lo).Clear();
+                        srow.Slice(lo - pad + kx, hi - lo).CopyTo(drow.Slice(lo, hi - lo));
+                        drow.Slice(hi).Clear();
+                    }
                 }
                 else
                 {

@@ -61,14 +61,14 @@ public static unsafe class Sgemm
         var job = new Job(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
         // Large products, and large weight matrices read by few rows (memory-bound: each core then streams half).
         bool parallel = CpuWorkers.Count > 1 && ((long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 15);
-        // Narrow C (an output layer's few classes) runs transposed through the direct path at any serial size:
-        // 32-column micro-panels would be mostly padding.
+        // Narrow C (an output layer's few classes) runs transposed through the direct path at any size (split
+        // over the workers when large): 32-column micro-panels would be mostly padding.
         bool narrow = n < 16 && m > n;
         long panel = (long)k * RoundUp(narrow ? m : n, 16);
-        if (!parallel && Vector512.IsHardwareAccelerated && (transA || !transB || m >= DotRowsLimit) && panel <= PanelCapacity
-            && (narrow || ((long)m * n * k <= SmallProduct && panel <= SmallPanel)))
+        if (Vector512.IsHardwareAccelerated && (transA || !transB || m >= DotRowsLimit) && panel <= PanelCapacity
+            && (narrow || (!parallel && (long)m * n * k <= SmallProduct && panel <= SmallPanel)))
         {
-            Direct(ref job);
+            Direct(ref job, parallel);
         }
         else if (!transA && transB && m < DotRowsLimit)
         {
@@ -346,18 +346,18 @@ public static unsafe class Sgemm
     /// 12×32 micro-panels costs more than it saves at these sizes (a small layer's weight gradient, a batch-32
     /// step), and panels of 32 columns waste most of their work when N is 4 or 8.
     /// </summary>
-    private static void Direct(ref Job job)
+    private static void Direct(ref Job job, bool parallel)
     {
         if (job.N < 16 && job.M > job.N)
         {
             // Narrow C: compute Cᵀ = op(B)ᵀ·op(A)ᵀ, whose rows are long, and write it back transposed.
             var swapped = new Job(!job.TransB, !job.TransA, job.N, job.M, job.K, job.B, job.Ldb, job.A, job.Lda, job.C, job.Ldc, job.Accumulate);
-            DirectOriented(ref swapped, transposeC: true);
+            DirectOriented(ref swapped, transposeC: true, parallel);
         }
-        else DirectOriented(ref job, transposeC: false);
+        else DirectOriented(ref job, transposeC: false, parallel);
     }
 
-    private static void DirectOriented(ref Job job, bool transposeC)
+    private static void DirectOriented(ref Job job, bool transposeC, bool parallel)
     {
         int m = job.M, n = job.N, k = job.K, np = RoundUp(n, 16);
         float* b;
@@ -375,10 +375,9 @@ public static unsafe class Sgemm
             {
                 for (int p = 0; p < k; p++)
                 {
-                    float* src = job.B + (long)p * job.Ldb, dst = b + (long)p * np;
-                    int j = 0;
-                    for (; j < n; j++) dst[j] = src[j];
-                    for (; j < np; j++) dst[j] = 0;
+                    float* dst = b + (long)p * np;
+                    new ReadOnlySpan<float>(job.B + (long)p * job.Ldb, n).CopyTo(new Span<float>(dst, n));
+                    for (int j = n; j < np; j++) dst[j] = 0;
                 }
             }
             else
@@ -397,20 +396,42 @@ public static unsafe class Sgemm
                         for (int c = n; c < np; c++) b[(long)p * np + c] = 0;
             }
         }
-        // A(i, p) = a[i·rowStep + p·depthStep].
+        var tiles = new DirectJob(job, b, ldb, np, transposeC);
+        if (parallel) CpuWorkers.Run(ref tiles, &DirectColumns, np, align: 32);
+        else DirectColumns(ref tiles, 0, np);
+    }
+
+    /// <summary>A direct product with its op(B) panel in place: slices of the panel's columns go to the workers.</summary>
+    private readonly struct DirectJob(Job job, float* b, int ldb, int np, bool transposeC)
+    {
+        public readonly Job Job = job;
+        public readonly float* B = b;
+        public readonly int Ldb = ldb, Np = np;
+        public readonly bool TransposeC = transposeC;
+    }
+
+    /// <summary>
+    /// Columns [j0, j1) of C, a strip of 32 at a time down all the rows: the strip of op(B) (K × 32) stays in L1
+    /// while 4-row blocks of A stream past it.
+    /// </summary>
+    private static void DirectColumns(ref DirectJob d, int j0, int j1)
+    {
+        ref readonly Job job = ref d.Job;
+        int m = job.M, n = job.N, k = job.K;
+        // A(i, p) = a[i·rowStep + p·depthStep]; C(i, j) = c[i·cRow + j·cCol].
         long rowStep = job.TransA ? 1 : job.Lda, depthStep = job.TransA ? job.Lda : 1;
-        for (int i = 0; i < m; i += 4)
+        long cRow = d.TransposeC ? 1 : job.Ldc, cCol = d.TransposeC ? job.Ldc : 1;
+        for (int j = j0; j < j1; j += 32)
         {
-            int rows = Math.Min(4, m - i);
-            float* a = job.A + i * rowStep;
-            // C(i, j) = c[i·cRow + j·cCol].
-            long cRow = transposeC ? 1 : job.Ldc, cCol = transposeC ? job.Ldc : 1;
-            float* c = job.C + i * cRow;
-            int j = 0;
-            for (; j + 32 <= np; j += 32)
-                DirectTile<Two>(k, a, rowStep, depthStep, b + j, ldb, c + j * cCol, cRow, cCol, rows, Math.Min(32, n - j), job.Accumulate);
-            if (j < np)
-                DirectTile<One>(k, a, rowStep, depthStep, b + j, ldb, c + j * cCol, cRow, cCol, rows, n - j, job.Accumulate);
+            bool two = j + 32 <= j1;
+            int cols = Math.Min(two ? 32 : 16, n - j);
+            for (int i = 0; i < m; i += 4)
+            {
+                int rows = Math.Min(4, m - i);
+                float* a = job.A + i * rowStep, c = job.C + i * cRow + j * cCol;
+                if (two) DirectTile<Two>(k, a, rowStep, depthStep, d.B + j, d.Ldb, c, cRow, cCol, rows, cols, job.Accumulate);
+                else DirectTile<One>(k, a, rowStep, depthStep, d.B + j, d.Ldb, c, cRow, cCol, rows, cols, job.Accumulate);
+            }
         }
     }
 
