@@ -39,6 +39,10 @@ public class KernelTests
     [InlineData(true, false, 250, 7, 130)]
     [InlineData(false, true, 2000, 10, 128)]
     [InlineData(true, false, 1500, 12, 100)]
+    // Packed products whose rows take 8-row panels (M = 64, 256), with a last column panel of at most 16.
+    [InlineData(false, true, 64, 200, 300)]
+    [InlineData(true, false, 256, 130, 40)]
+    [InlineData(false, false, 64, 196, 288)]
     public void GemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);

@@ -21,7 +21,16 @@ public static unsafe class Sgemm
     /// <summary>Whether a SIMD micro-kernel is available (AVX-512 or AVX2 with FMA).</summary>
     public static bool IsAccelerated => Vector512.IsHardwareAccelerated || (Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported);
 
-    private static int MR => Vector512.IsHardwareAccelerated ? 12 : 6;
+    /// <summary>
+    /// The row-panel height for an M-row product: 12 with AVX-512, or 8 where 12-row panels would pad more than
+    /// 2 % of the rows (M = 64 or 256: a batch, a layer's outputs) and 8-row ones less.
+    /// </summary>
+    private static int RowPanel(int m)
+    {
+        if (!Vector512.IsHardwareAccelerated) return 6;
+        int pad12 = RoundUp(m, 12) - m, pad8 = RoundUp(m, 8) - m;
+        return pad8 < pad12 && pad12 * 50 > m ? 8 : 12;
+    }
 
     private static int NR => Vector512.IsHardwareAccelerated ? 32 : 16;
 
@@ -105,7 +114,7 @@ public static unsafe class Sgemm
 
     private static void PackedSlice(ref Job job, int n0, int n1)
     {
-        int mr = MR, nr = NR;
+        int mr = RowPanel(job.M), nr = NR;
         float* packA = Scratch.A, packB = Scratch.B;
         for (int jc = n0; jc < n1; jc += NC)
         {
@@ -126,8 +135,8 @@ public static unsafe class Sgemm
                         {
                             int rows = Math.Min(mr, mc - i);
                             float* ct = job.C + (long)(ic + i) * job.Ldc + jc + j;
-                            if (rows == mr && cols == nr) MicroKernel(kc, packA + i * kc, packB + j * kc, ct, job.Ldc, overwrite);
-                            else EdgeTile(kc, packA + i * kc, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
+                            if (rows == mr && cols == nr) MicroKernel(mr, kc, packA + i * kc, packB + j * kc, ct, job.Ldc, overwrite);
+                            else EdgeTile(mr, kc, packA + i * kc, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
                         }
                     }
                 }
@@ -233,11 +242,17 @@ public static unsafe class Sgemm
         }
     }
 
-    private static void EdgeTile(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite)
+    private static void EdgeTile(int mr, int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite)
     {
-        int mr = MR, nr = NR;
+        int nr = NR;
         float* tile = stackalloc float[12 * 32];
-        MicroKernel(kc, a, b, tile, nr, overwrite: true);
+        // A last panel of at most 16 columns (a 512-bit kernel's half) costs half a full one.
+        if (Vector512.IsHardwareAccelerated && cols <= 16)
+        {
+            if (mr == 8) PanelKernel<Eight, One>(kc, a, b, tile, nr, overwrite: true);
+            else PanelKernel<Twelve, One>(kc, a, b, tile, nr, overwrite: true);
+        }
+        else MicroKernel(mr, kc, a, b, tile, nr, overwrite: true);
         for (int r = 0; r < rows; r++)
         {
             float* dst = c + (long)r * ldc;
@@ -245,20 +260,32 @@ public static unsafe class Sgemm
             if (overwrite) for (int j = 0; j < cols; j++) dst[j] = src[j];
             else for (int j = 0; j < cols; j++) dst[j] += src[j];
         }
-        _ = mr;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MicroKernel(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    private static void MicroKernel(int mr, int kc, float* a, float* b, float* c, int ldc, bool overwrite)
     {
-        if (Vector512.IsHardwareAccelerated) Kernel12x32(kc, a, b, c, ldc, overwrite);
-        else Kernel6x16(kc, a, b, c, ldc, overwrite);
+        if (!Vector512.IsHardwareAccelerated) Kernel6x16(kc, a, b, c, ldc, overwrite);
+        else if (mr == 8) PanelKernel<Eight, Two>(kc, a, b, c, ldc, overwrite);
+        else PanelKernel<Twelve, Two>(kc, a, b, c, ldc, overwrite);
     }
 
-    /// <summary>C[12×32] (+)= A-panel · B-panel: 24 zmm accumulators, 2 loads and 12 broadcasts per 24 FMAs.</summary>
+    private struct Eight;
+
+    private struct Twelve;
+
+    /// <summary>
+    /// C[12 or 8 rows × 32 or 16 columns] (+)= A-panel · B-panel (B panels are 32 wide): up to 24 zmm accumulators,
+    /// 2 loads and 12 broadcasts per 24 FMAs. The shape is a type argument, so each instantiation is compiled
+    /// with only its own accumulators.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel12x32(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    private static void PanelKernel<TRows, TWidth>(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+        where TRows : struct
+        where TWidth : struct
     {
+        bool twelve = typeof(TRows) == typeof(Twelve), two = typeof(TWidth) == typeof(Two);
+        int mr = twelve ? 12 : 8;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
             c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default,
@@ -266,39 +293,46 @@ public static unsafe class Sgemm
         for (int p = 0; p < kc; p++)
         {
             var b0 = Vector512.Load(b);
-            var b1 = Vector512.Load(b + 16);
+            var b1 = two ? Vector512.Load(b + 16) : default;
             Vector512<float> x;
-            x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            x = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            x = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-            x = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
-            x = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
-            x = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
-            x = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
-            x = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(x, b0, c80); c81 = Vector512.FusedMultiplyAdd(x, b1, c81);
-            x = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(x, b0, c90); c91 = Vector512.FusedMultiplyAdd(x, b1, c91);
-            x = Vector512.Create(a[10]); ca0 = Vector512.FusedMultiplyAdd(x, b0, ca0); ca1 = Vector512.FusedMultiplyAdd(x, b1, ca1);
-            x = Vector512.Create(a[11]); cb0 = Vector512.FusedMultiplyAdd(x, b0, cb0); cb1 = Vector512.FusedMultiplyAdd(x, b1, cb1);
-            a += 12;
+            x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); if (two) c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); if (two) c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); if (two) c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); if (two) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); if (two) c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); if (two) c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); if (two) c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); if (two) c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+            if (twelve)
+            {
+                x = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(x, b0, c80); if (two) c81 = Vector512.FusedMultiplyAdd(x, b1, c81);
+                x = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(x, b0, c90); if (two) c91 = Vector512.FusedMultiplyAdd(x, b1, c91);
+                x = Vector512.Create(a[10]); ca0 = Vector512.FusedMultiplyAdd(x, b0, ca0); if (two) ca1 = Vector512.FusedMultiplyAdd(x, b1, ca1);
+                x = Vector512.Create(a[11]); cb0 = Vector512.FusedMultiplyAdd(x, b0, cb0); if (two) cb1 = Vector512.FusedMultiplyAdd(x, b1, cb1);
+            }
+            a += mr;
             b += 32;
         }
-        Store(c, c00, c01, overwrite); Store(c + ldc, c10, c11, overwrite); Store(c + 2 * ldc, c20, c21, overwrite);
-        Store(c + 3 * ldc, c30, c31, overwrite); Store(c + 4 * ldc, c40, c41, overwrite); Store(c + 5 * ldc, c50, c51, overwrite);
-        Store(c + 6 * ldc, c60, c61, overwrite); Store(c + 7 * ldc, c70, c71, overwrite); Store(c + 8 * ldc, c80, c81, overwrite);
-        Store(c + 9 * ldc, c90, c91, overwrite); Store(c + 10 * ldc, ca0, ca1, overwrite); Store(c + 11 * ldc, cb0, cb1, overwrite);
+        Store(c, c00, c01, two, overwrite); Store(c + ldc, c10, c11, two, overwrite); Store(c + 2 * ldc, c20, c21, two, overwrite);
+        Store(c + 3 * ldc, c30, c31, two, overwrite); Store(c + 4 * ldc, c40, c41, two, overwrite); Store(c + 5 * ldc, c50, c51, two, overwrite);
+        Store(c + 6 * ldc, c60, c61, two, overwrite); Store(c + 7 * ldc, c70, c71, two, overwrite);
+        if (twelve)
+        {
+            Store(c + 8 * ldc, c80, c81, two, overwrite); Store(c + 9 * ldc, c90, c91, two, overwrite);
+            Store(c + 10 * ldc, ca0, ca1, two, overwrite); Store(c + 11 * ldc, cb0, cb1, two, overwrite);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(float* c, Vector512<float> v0, Vector512<float> v1, bool overwrite)
+    private static void Store(float* c, Vector512<float> v0, Vector512<float> v1, bool two, bool overwrite)
     {
-        if (!overwrite)
-        {
-            v0 += Vector512.Load(c);
-            v1 += Vector512.Load(c + 16);
-        }
+        if (!overwrite) v0 += Vector512.Load(c);
         Vector512.Store(v0, c);
-        Vector512.Store(v1, c + 16);
+        if (two)
+        {
+            if (!overwrite) v1 += Vector512.Load(c + 16);
+            Vector512.Store(v1, c + 16);
+        }
     }
 
     /// <summary>C[6×16] (+)= A-panel · B-panel with AVX2: 12 ymm accumulators.</summary>
