@@ -232,6 +232,11 @@ public static unsafe class Convolution
     public static void Col2Im<T>(in Window2d g, ReadOnlySpan<T> col, Span<T> x) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int k = g.Kernel, s = g.Stride, pad = g.Padding, oh = g.OutHeight, ow = g.OutWidth, h = g.InHeight, w = g.InWidth;
+        if (s == 1 && ow == w && oh == h && k * h * w <= SameMaskLimit)
+        {
+            Col2ImSame(g, col, x);
+            return;
+        }
         int row = 0;
         for (int c = 0; c < g.InChannels; c++)
         {
@@ -260,6 +265,56 @@ public static unsafe class Convolution
                             }
                         }
                     }
+                }
+        }
+    }
+
+    /// <summary>The most elements of kernel-column masks <see cref="Col2ImSame{T}"/> keeps on the stack (16 KiB of floats).</summary>
+    private const int SameMaskLimit = 4096;
+
+    /// <summary>
+    /// Col2im of a 'same' stride-1 convolution: each column-matrix row adds onto the channel image shifted by
+    /// (ky − pad, kx − pad) as one contiguous run of lanes; the elements that would wrap into the neighbouring
+    /// image row are masked to +0 (a mask per kernel column). Each input element receives the same additions in
+    /// the same order as row by row, so the result is unchanged; on small images the per-row calls cost more
+    /// than the additions.
+    /// </summary>
+    private static void Col2ImSame<T>(in Window2d g, ReadOnlySpan<T> col, Span<T> x) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int k = g.Kernel, pad = g.Padding, h = g.InHeight, w = g.InWidth, plane = h * w;
+        Span<T> keep = stackalloc T[k * plane];
+        for (int kx = 0; kx < k; kx++)
+        {
+            int lo = Math.Min(Math.Max(0, pad - kx), w), hi = Math.Max(Math.Min(w, w + pad - kx), lo);
+            for (int f = 0; f < plane; f++)
+            {
+                int ox = f % w;
+                keep[kx * plane + f] = ox >= lo && ox < hi ? T.One : T.Zero;
+            }
+        }
+        var one = Vector<T>.One;
+        int row = 0;
+        for (int c = 0; c < g.InChannels; c++)
+        {
+            ref T xc = ref MemoryMarshal.GetReference(x.Slice(c * plane, plane));
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++, row++)
+                {
+                    int lo = Math.Min(Math.Max(0, pad - kx), w), hi = Math.Max(Math.Min(w, w + pad - kx), lo);
+                    int top = Math.Min(Math.Max(0, pad - ky), h), bottom = Math.Max(Math.Min(h, h + pad - ky), top);
+                    if (bottom <= top || hi <= lo) continue;
+                    int first = top * w + lo, last = (bottom - 1) * w + hi, shift = (ky - pad) * w + (kx - pad);
+                    ref T src = ref MemoryMarshal.GetReference(col.Slice(row * plane, plane));
+                    ref T mask = ref MemoryMarshal.GetReference(keep.Slice(kx * plane, plane));
+                    ref T dst = ref Unsafe.Add(ref xc, shift); // dst[f] = x[f + shift], inside the channel for f in [first, last)
+                    int f = first;
+                    for (; f + Vector<T>.Count <= last; f += Vector<T>.Count)
+                    {
+                        var add = Vector.ConditionalSelect(Vector.Equals(Vector.LoadUnsafe(ref mask, (nuint)f), one), Vector.LoadUnsafe(ref src, (nuint)f), Vector<T>.Zero);
+                        Vector.StoreUnsafe(Vector.LoadUnsafe(ref dst, (nuint)f) + add, ref dst, (nuint)f);
+                    }
+                    for (; f < last; f++)
+                        if (Unsafe.Add(ref mask, f) == T.One) Unsafe.Add(ref dst, f) += Unsafe.Add(ref src, f);
                 }
         }
     }

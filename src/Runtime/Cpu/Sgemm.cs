@@ -459,12 +459,21 @@ public static unsafe class Sgemm
         {
             bool two = j + 32 <= j1;
             int cols = Math.Min(two ? 32 : 16, n - j);
-            for (int i = 0; i < m; i += 4)
+            // K in the packed path's blocks, each block's sum added to C: every element then gets exactly the
+            // packed path's arithmetic, so which path a product takes (it depends on N, and callers may split N
+            // by thread) never changes a result.
+            for (int pc = 0; pc < k; pc += KC)
             {
-                int rows = Math.Min(4, m - i);
-                float* a = job.A + i * rowStep, c = job.C + i * cRow + j * cCol;
-                if (two) DirectTile<Two>(k, a, rowStep, depthStep, d.B + j, d.Ldb, c, cRow, cCol, rows, cols, job.Accumulate);
-                else DirectTile<One>(k, a, rowStep, depthStep, d.B + j, d.Ldb, c, cRow, cCol, rows, cols, job.Accumulate);
+                int kc = Math.Min(KC, k - pc);
+                bool accumulate = job.Accumulate || pc > 0;
+                float* b = d.B + (long)pc * d.Ldb + j;
+                for (int i = 0; i < m; i += 4)
+                {
+                    int rows = Math.Min(4, m - i);
+                    float* a = job.A + i * rowStep + pc * depthStep, c = job.C + i * cRow + j * cCol;
+                    if (two) DirectTile<Two>(kc, a, rowStep, depthStep, b, d.Ldb, c, cRow, cCol, rows, cols, accumulate);
+                    else DirectTile<One>(kc, a, rowStep, depthStep, b, d.Ldb, c, cRow, cCol, rows, cols, accumulate);
+                }
             }
         }
     }
