@@ -104,7 +104,7 @@ public static unsafe class Pooling
                     int ox = 0;
                     if (typeof(T) == typeof(float) && Vector512.IsHardwareAccelerated)
                         ox = MaxPairs8(ref Unsafe.As<T, float>(ref Unsafe.Add(ref x, r0)), w, ow, ref Unsafe.As<T, float>(ref Unsafe.Add(ref y, o)),
-                            ref Unsafe.Add(ref idx, o), record, plane + 2 * oy * w);
+                            ref Unsafe.Add(ref idx, o), record, plane + 2 * oy * w, j.X.Length - r0);
                     for (; ox < ow; ox++)
                     {
                         int at = 2 * ox;
@@ -141,7 +141,7 @@ public static unsafe class Pooling
     /// masks. A candidate replaces the maximum when it is greater or NaN, unless the maximum is already NaN,
     /// which is the scalar rule. Returns how many outputs it wrote.
     /// </summary>
-    private static int MaxPairs8(ref float row0, int w, int ow, ref float y, ref int idx, bool record, int rowBase)
+    private static int MaxPairs8(ref float row0, int w, int ow, ref float y, ref int idx, bool record, int rowBase, int readable)
     {
         int ox = 0;
         for (; ox + 8 <= ow && 2 * ox + 16 <= w; ox += 8)
@@ -157,6 +157,18 @@ public static unsafe class Pooling
             var (m, at) = Max8(Vector512.LoadUnsafe(ref row0, (nuint)(2 * ox)), Vector512.LoadUnsafe(ref row0, (nuint)(w + 2 * ox)), w);
             m.StoreUnsafe(ref y, (nuint)ox);
             if (record) (at + LaneColumns + Vector256.Create(rowBase + 2 * ox)).StoreUnsafe(ref idx, (nuint)ox);
+        }
+        else if (ox < ow && w + 2 * ox + 16 <= readable)
+        {
+            // A narrow row (fewer than 8 windows) that is not the input's last: the lanes past it read the next
+            // row, and only the first windows are stored.
+            var (m, at) = Max8(Vector512.LoadUnsafe(ref row0, (nuint)(2 * ox)), Vector512.LoadUnsafe(ref row0, (nuint)(w + 2 * ox)), w);
+            at += LaneColumns + Vector256.Create(rowBase + 2 * ox);
+            for (int i = 0; i < ow - ox; i++)
+            {
+                Unsafe.Add(ref y, ox + i) = m.GetElement(i);
+                if (record) Unsafe.Add(ref idx, ox + i) = at.GetElement(i);
+            }
         }
         else if (ox < ow)
         {

@@ -154,12 +154,18 @@ public static unsafe class Sgemm
             float* panel = dst + i * kc;
             if (job.TransA)
             {
-                // A is stored [K, M]: a panel column is contiguous.
+                // A is stored [K, M]: a panel column is contiguous, one or two vector copies when whole.
                 for (int p = 0; p < kc; p++)
                 {
                     float* src = job.A + (long)(pc + p) * lda + ic + i;
                     float* d = panel + p * mr;
                     int r = 0;
+                    if (rows == mr && mr >= 8 && Vector256.IsHardwareAccelerated)
+                    {
+                        Vector256.Store(Vector256.Load(src), d);
+                        if (mr == 12) Vector128.Store(Vector128.Load(src + 8), d + 8);
+                        continue;
+                    }
                     for (; r < rows; r++) d[r] = src[r];
                     for (; r < mr; r++) d[r] = 0;
                 }
@@ -213,33 +219,42 @@ public static unsafe class Sgemm
                     }
                     else
                     {
+                        // The last panel: zero it whole, then copy its columns (a vector's worth at a time).
+                        ClearPanelRow(d, nr);
                         int c = 0;
+                        if (nr == 32)
+                            for (; c + 8 <= cols; c += 8) Vector256.Store(Vector256.Load(src + c), d + c);
                         for (; c < cols; c++) d[c] = src[c];
-                        for (; c < nr; c++) d[c] = 0;
                     }
                 }
             }
             else
             {
                 // B is stored [N, K]: rows become panel columns, eight at a time through 8×8 transposes.
+                if (cols < nr)
+                    for (int p = 0; p < kc; p++) ClearPanelRow(panel + p * nr, nr);
                 int c = 0;
                 if (Transpose.IsSupported)
                     for (; c + 8 <= cols; c += 8)
                         Transpose.Rows(job.B + (long)(jc + j + c) * ldb + pc, ldb, kc, panel + c, nr);
-                for (; c < nr; c++)
+                for (; c < cols; c++)
                 {
-                    if (c < cols)
-                    {
-                        float* src = job.B + (long)(jc + j + c) * ldb + pc;
-                        for (int p = 0; p < kc; p++) panel[p * nr + c] = src[p];
-                    }
-                    else
-                    {
-                        for (int p = 0; p < kc; p++) panel[p * nr + c] = 0;
-                    }
+                    float* src = job.B + (long)(jc + j + c) * ldb + pc;
+                    for (int p = 0; p < kc; p++) panel[p * nr + c] = src[p];
                 }
             }
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ClearPanelRow(float* d, int nr)
+    {
+        if (nr == 32)
+        {
+            Vector512.Store(Vector512<float>.Zero, d);
+            Vector512.Store(Vector512<float>.Zero, d + 16);
+        }
+        else new Span<float>(d, nr).Clear();
     }
 
     private static void EdgeTile(int mr, int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite)
