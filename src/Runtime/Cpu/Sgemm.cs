@@ -100,6 +100,17 @@ public static unsafe class Sgemm
     /// <summary>The per-thread buffer op(B) is copied into on the direct path (the packed path's B buffer).</summary>
     private const int PanelCapacity = KC * (NC + 32);
 
+    /// <summary>
+    /// The depth of the K blocks, at most <see cref="KC"/> and as equal as possible (784 = 4 × 196, not
+    /// 3 × 256 + 16: a thin last block pays a pass over C for little work). Both paths use it, so they sum
+    /// every element in the same blocks.
+    /// </summary>
+    private static int BlockDepth(int k)
+    {
+        int blocks = (k + KC - 1) / KC;
+        return (k + blocks - 1) / blocks;
+    }
+
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
 
     /// <summary>The operands of one product; slices of its columns go to the workers.</summary>
@@ -119,9 +130,10 @@ public static unsafe class Sgemm
         for (int jc = n0; jc < n1; jc += NC)
         {
             int nc = Math.Min(NC, n1 - jc);
-            for (int pc = 0; pc < job.K; pc += KC)
+            int depth = BlockDepth(job.K);
+            for (int pc = 0; pc < job.K; pc += depth)
             {
-                int kc = Math.Min(KC, job.K - pc);
+                int kc = Math.Min(depth, job.K - pc);
                 bool overwrite = pc == 0 && !job.Accumulate;
                 PackB(ref job, pc, kc, jc, nc, nr, packB);
                 for (int ic = 0; ic < job.M; ic += MC)
@@ -477,9 +489,10 @@ public static unsafe class Sgemm
             // K in the packed path's blocks, each block's sum added to C: every element then gets exactly the
             // packed path's arithmetic, so which path a product takes (it depends on N, and callers may split N
             // by thread) never changes a result.
-            for (int pc = 0; pc < k; pc += KC)
+            int depth = BlockDepth(k);
+            for (int pc = 0; pc < k; pc += depth)
             {
-                int kc = Math.Min(KC, k - pc);
+                int kc = Math.Min(depth, k - pc);
                 bool accumulate = job.Accumulate || pc > 0;
                 float* b = d.B + (long)pc * d.Ldb + j;
                 for (int i = 0; i < m; i += 4)
