@@ -543,6 +543,13 @@ public static unsafe class Sgemm
             if (two) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
             a0 += depthStep; a1 += depthStep; a2 += depthStep; a3 += depthStep;
         }
+        if (rows == 4 && cCol == 1 && cols == (two ? 32 : 16))
+        {
+            // A whole tile of row-major C: straight from the registers (the same additions as through the tile).
+            DirectStore(c, c00, c01, two, accumulate); DirectStore(c + cRow, c10, c11, two, accumulate);
+            DirectStore(c + 2 * cRow, c20, c21, two, accumulate); DirectStore(c + 3 * cRow, c30, c31, two, accumulate);
+            return;
+        }
         Vector512.Store(c00, tile); Vector512.Store(c10, tile + 32); Vector512.Store(c20, tile + 64); Vector512.Store(c30, tile + 96);
         if (two)
         {
@@ -561,6 +568,18 @@ public static unsafe class Sgemm
                 }
             if (accumulate) for (; j < cols; j++) dst[j * cCol] += src[j];
             else for (; j < cols; j++) dst[j * cCol] = src[j];
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DirectStore(float* c, Vector512<float> v0, Vector512<float> v1, bool two, bool accumulate)
+    {
+        if (accumulate) v0 += Vector512.Load(c);
+        Vector512.Store(v0, c);
+        if (two)
+        {
+            if (accumulate) v1 += Vector512.Load(c + 16);
+            Vector512.Store(v1, c + 16);
         }
     }
 
