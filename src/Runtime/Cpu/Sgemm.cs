@@ -605,8 +605,8 @@ public static unsafe class Sgemm
             float* ai = job.A + (long)i * lda;
             int j = n0;
             if (k >= 16)
-                for (; j + 8 <= n1; j += 8) Dot1x8(k, ai, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, job.Accumulate);
-            for (; j + 4 <= n1; j += 4) Dot1x4(k, ai, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, job.Accumulate);
+                for (; j + 8 <= n1; j += 8) DotRow<Eight>(k, ai, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, job.Accumulate);
+            for (; j + 4 <= n1; j += 4) DotRow<Four>(k, ai, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, job.Accumulate);
             for (; j < n1; j++) Set(job.C + (long)i * ldc + j, Dot(k, ai, job.B + (long)j * ldb), job.Accumulate);
         }
     }
@@ -681,55 +681,22 @@ public static unsafe class Sgemm
     }
 
     /// <summary>
-    /// One row of A against eight rows of B (a batch-1 Linear layer): eight independent FMA chains hide the FMA
-    /// latency that four would expose, and the row of A is loaded once per eight outputs.
+    /// One row of A against four or eight rows of B (a batch-1 Linear layer): eight independent FMA chains hide
+    /// the FMA latency that four would expose, and the row of A is loaded once per four or eight outputs.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
-    private static void Dot1x8(int k, float* a, float* b, int ldb, float* c, bool accumulate)
+    private static void DotRow<TRows>(int k, float* a, float* b, int ldb, float* c, bool accumulate) where TRows : struct
     {
-        if (!Vector512.IsHardwareAccelerated)
-        {
-            Dot1x4(k, a, b, ldb, c, accumulate);
-            Dot1x4(k, a, b + 4 * (long)ldb, ldb, c + 4, accumulate);
-            return;
-        }
+        bool eight = typeof(TRows) == typeof(Eight);
+        int rows = eight ? 8 : 4;
         float* b0 = b, b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb;
-        float* b4 = b + 4 * ldb, b5 = b + 5 * ldb, b6 = b + 6 * ldb, b7 = b + 7 * ldb;
+        float* b4 = eight ? b + 4 * ldb : b0, b5 = eight ? b + 5 * ldb : b0, b6 = eight ? b + 6 * ldb : b0, b7 = eight ? b + 7 * ldb : b0;
         float* s = stackalloc float[8];
-        Vector512<float> v0 = default, v1 = default, v2 = default, v3 = default, v4 = default, v5 = default, v6 = default, v7 = default;
+        for (int r = 0; r < 8; r++) s[r] = 0;
         int p = 0;
-        for (; p + 16 <= k; p += 16)
-        {
-            var x = Vector512.Load(a + p);
-            v0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b0 + p), v0);
-            v1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b1 + p), v1);
-            v2 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b2 + p), v2);
-            v3 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b3 + p), v3);
-            v4 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b4 + p), v4);
-            v5 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b5 + p), v5);
-            v6 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b6 + p), v6);
-            v7 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b7 + p), v7);
-        }
-        s[0] = Vector512.Sum(v0); s[1] = Vector512.Sum(v1); s[2] = Vector512.Sum(v2); s[3] = Vector512.Sum(v3);
-        s[4] = Vector512.Sum(v4); s[5] = Vector512.Sum(v5); s[6] = Vector512.Sum(v6); s[7] = Vector512.Sum(v7);
-        for (; p < k; p++)
-        {
-            float x = a[p];
-            s[0] += x * b0[p]; s[1] += x * b1[p]; s[2] += x * b2[p]; s[3] += x * b3[p];
-            s[4] += x * b4[p]; s[5] += x * b5[p]; s[6] += x * b6[p]; s[7] += x * b7[p];
-        }
-        for (int j = 0; j < 8; j++) Set(c + j, s[j], accumulate);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot1x4(int k, float* a, float* b, int ldb, float* c, bool accumulate)
-    {
-        float* b0 = b, b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb;
-        int p = 0;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         if (Vector512.IsHardwareAccelerated && k >= 16)
         {
-            Vector512<float> v0 = default, v1 = default, v2 = default, v3 = default;
+            Vector512<float> v0 = default, v1 = default, v2 = default, v3 = default, v4 = default, v5 = default, v6 = default, v7 = default;
             for (; p + 16 <= k; p += 16)
             {
                 var x = Vector512.Load(a + p);
@@ -737,12 +704,20 @@ public static unsafe class Sgemm
                 v1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b1 + p), v1);
                 v2 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b2 + p), v2);
                 v3 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b3 + p), v3);
+                if (eight)
+                {
+                    v4 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b4 + p), v4);
+                    v5 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b5 + p), v5);
+                    v6 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b6 + p), v6);
+                    v7 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b7 + p), v7);
+                }
             }
-            s0 = Vector512.Sum(v0); s1 = Vector512.Sum(v1); s2 = Vector512.Sum(v2); s3 = Vector512.Sum(v3);
+            s[0] = Vector512.Sum(v0); s[1] = Vector512.Sum(v1); s[2] = Vector512.Sum(v2); s[3] = Vector512.Sum(v3);
+            if (eight) { s[4] = Vector512.Sum(v4); s[5] = Vector512.Sum(v5); s[6] = Vector512.Sum(v6); s[7] = Vector512.Sum(v7); }
         }
         if (Vector256.IsHardwareAccelerated && p + 8 <= k)
         {
-            Vector256<float> v0 = default, v1 = default, v2 = default, v3 = default;
+            Vector256<float> v0 = default, v1 = default, v2 = default, v3 = default, v4 = default, v5 = default, v6 = default, v7 = default;
             for (; p + 8 <= k; p += 8)
             {
                 var x = Vector256.Load(a + p);
@@ -750,16 +725,27 @@ public static unsafe class Sgemm
                 v1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b1 + p), v1);
                 v2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b2 + p), v2);
                 v3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b3 + p), v3);
+                if (eight)
+                {
+                    v4 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b4 + p), v4);
+                    v5 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b5 + p), v5);
+                    v6 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b6 + p), v6);
+                    v7 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b7 + p), v7);
+                }
             }
-            s0 += Vector256.Sum(v0); s1 += Vector256.Sum(v1); s2 += Vector256.Sum(v2); s3 += Vector256.Sum(v3);
+            s[0] += Vector256.Sum(v0); s[1] += Vector256.Sum(v1); s[2] += Vector256.Sum(v2); s[3] += Vector256.Sum(v3);
+            if (eight) { s[4] += Vector256.Sum(v4); s[5] += Vector256.Sum(v5); s[6] += Vector256.Sum(v6); s[7] += Vector256.Sum(v7); }
         }
         for (; p < k; p++)
         {
             float x = a[p];
-            s0 += x * b0[p]; s1 += x * b1[p]; s2 += x * b2[p]; s3 += x * b3[p];
+            s[0] += x * b0[p]; s[1] += x * b1[p]; s[2] += x * b2[p]; s[3] += x * b3[p];
+            if (eight) { s[4] += x * b4[p]; s[5] += x * b5[p]; s[6] += x * b6[p]; s[7] += x * b7[p]; }
         }
-        Set(c, s0, accumulate); Set(c + 1, s1, accumulate); Set(c + 2, s2, accumulate); Set(c + 3, s3, accumulate);
+        for (int r = 0; r < rows; r++) Set(c + r, s[r], accumulate);
     }
+
+    private struct Four;
 
     private static float Dot(int k, float* a, float* b)
     {
