@@ -8,9 +8,12 @@ namespace NetDsl.Runtime.Cpu;
 /// <summary>
 /// Single-precision GEMM for the managed CPU path, BLIS-style: blocks of A and B are packed into contiguous
 /// panels (which also absorbs every transpose), and a register-blocked micro-kernel computes an MR×NR tile of
-/// C with fused multiply-adds — 12×32 with AVX-512 (24 accumulators in zmm registers), 6×16 with AVX2/FMA.
-/// A·Bᵀ (a Linear layer's forward pass, where both operands run along K) uses a dot-product kernel instead,
-/// which needs no packing. Large products are split over the worker threads by columns of C.
+/// C with fused multiply-adds — 12×32 or 8×32 with AVX-512 (up to 24 accumulators in zmm registers), 6×16
+/// with AVX2/FMA. Small products, and narrow ones (N below 16, computed transposed), take a direct path that
+/// packs nothing but op(B); A·Bᵀ with few rows (a batch-1 Linear layer) uses dot products whatever N is. The
+/// packed and direct paths sum K in the same blocks, so a column of C comes out the same however a caller splits
+/// N (a convolution's weight gradient splits it by thread). Large products are split over the worker threads by
+/// columns of C.
 /// </summary>
 public static unsafe class Sgemm
 {
