@@ -129,6 +129,47 @@ public class KernelTests
         }
     }
 
+    /// <summary>
+    /// The convolution weight gradient against a naive sum, in float on both of its split schemes: by column rows
+    /// (3 channels × 3 × 3 = 27 rows) and, for a first layer's 9 rows, by fixed blocks of samples (20 samples: two
+    /// blocks of 8 and one of 4), overwriting and accumulating.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 20)]
+    [InlineData(3, 20)]
+    [InlineData(1, 5)]
+    public void ConvolutionWeightGradientMatchesNaive(int channels, int batch)
+    {
+        var g = new Window2d(channels, 9, 9, 6, 9, 9, 3, 1, 1);
+        var x = Numerics.Uniform<float>(batch * g.InSize, 1);
+        var dy = Numerics.Uniform<float>(batch * g.OutSize, 2);
+        var start = Numerics.Uniform<float>(6 * g.ColumnRows, 3);
+        var expected = new double[start.Length];
+        for (int oc = 0; oc < 6; oc++)
+            for (int ic = 0; ic < channels; ic++)
+                for (int ky = 0; ky < 3; ky++)
+                    for (int kx = 0; kx < 3; kx++)
+                    {
+                        double sum = 0;
+                        for (int b = 0; b < batch; b++)
+                            for (int oy = 0; oy < 9; oy++)
+                                for (int ox = 0; ox < 9; ox++)
+                                {
+                                    int iy = oy - 1 + ky, ix = ox - 1 + kx;
+                                    if (iy < 0 || iy >= 9 || ix < 0 || ix >= 9) continue;
+                                    sum += (double)x[b * g.InSize + (ic * 9 + iy) * 9 + ix] * dy[b * g.OutSize + (oc * 9 + oy) * 9 + ox];
+                                }
+                        expected[(oc * channels + ic) * 9 + ky * 3 + kx] = sum;
+                    }
+        var dw = new float[start.Length];
+        Convolution.BackwardWeight<float>(g, batch, x, dy, dw, accumulate: false);
+        Numerics.AssertClose<double>(expected, Array.ConvertAll(dw, v => (double)v), 1e-5, "dW");
+        dw = (float[])start.Clone();
+        Convolution.BackwardWeight<float>(g, batch, x, dy, dw, accumulate: true);
+        for (int i = 0; i < expected.Length; i++) expected[i] += start[i];
+        Numerics.AssertClose<double>(expected, Array.ConvertAll(dw, v => (double)v), 1e-5, "dW += ...");
+    }
+
     /// <summary>The float activations' lanes against double precision, over their whole range and at the edges.</summary>
     [Fact]
     public void FloatLanesMatchDoublePrecision()

@@ -51,15 +51,68 @@ public static unsafe class Convolution
         CpuWorkers.Run(ref job, &BackwardDataSamples<T, TEpilogue>, batch, align: 1);
     }
 
-    /// <summary><c>dW (+)= Σ_b dy[b] · im2col(x[b])ᵀ</c>, the batch summed in sample order.</summary>
+    /// <summary>
+    /// <c>dW (+)= Σ_b dy[b] · im2col(x[b])ᵀ</c>. The batch is summed in sample order, or, where the column matrix
+    /// has too few rows to split over threads (a first layer's 1 × 3 × 3), in fixed blocks of
+    /// <see cref="SampleBlock"/> samples whose sums are then added in block order: either way the result does not
+    /// depend on the number of threads.
+    /// </summary>
     public static void BackwardWeight<T>(in Window2d g, int batch, ReadOnlySpan<T> x, ReadOnlySpan<T> dy, Span<T> dw, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var job = new Job<T, NoEpilogue> { G = g, In = x, Weights = dy, Out = dw, Accumulate = accumulate, Batch = batch };
         if (typeof(T) == typeof(float) && Sgemm.IsAccelerated)
-            CpuWorkers.Run(ref job, &BackwardWeightRows<T>, g.ColumnRows, align: 8);
+        {
+            if (g.ColumnRows < 16 && batch >= 2 * SampleBlock)
+                BackwardWeightBySamples(ref job);
+            else
+                CpuWorkers.Run(ref job, &BackwardWeightRows<T>, g.ColumnRows, align: 8);
+        }
         else
             BackwardWeightSerial(ref job);
+    }
+
+    /// <summary>Samples per partial weight gradient when the batch, not the column rows, is split over threads.</summary>
+    private const int SampleBlock = 8;
+
+    private static void BackwardWeightBySamples<T>(ref Job<T, NoEpilogue> j) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = j.G;
+        int size = g.OutChannels * g.ColumnRows, blocks = (j.Batch + SampleBlock - 1) / SampleBlock;
+        j.Partials = ThreadBuffer<PartialSums, float>.Get(blocks * size);
+        CpuWorkers.Run(ref j, &BackwardWeightBlocks<T>, blocks, align: 1);
+        var dw = MemoryMarshal.Cast<T, float>(j.Out).Slice(0, size);
+        ReadOnlySpan<float> partials = j.Partials;
+        for (int e = 0; e < size; e++)
+        {
+            float sum = j.Accumulate ? dw[e] + partials[e] : partials[e];
+            for (int blk = 1; blk < blocks; blk++) sum += partials[blk * size + e];
+            dw[e] = sum;
+        }
+    }
+
+    // Each worker sums whole blocks of samples into their own partial gradients, in sample order within a block.
+    private static void BackwardWeightBlocks<T>(ref Job<T, NoEpilogue> j, int blk0, int blk1)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = j.G;
+        int size = g.OutChannels * g.ColumnRows;
+        Span<float> col = ThreadBuffer<ColumnMatrix, float>.Get(ScratchSize(g));
+        var x = MemoryMarshal.Cast<T, float>(j.In);
+        var dy = MemoryMarshal.Cast<T, float>(j.Weights);
+        fixed (float* pcol = col, pdy = dy, partials = j.Partials)
+        {
+            for (int blk = blk0; blk < blk1; blk++)
+            {
+                int first = blk * SampleBlock, last = Math.Min(j.Batch, first + SampleBlock);
+                for (int b = first; b < last; b++)
+                {
+                    Im2Col(g, x.Slice(b * g.InSize, g.InSize), col, 0, g.ColumnRows);
+                    Sgemm.Multiply(false, true, g.OutChannels, g.ColumnRows, g.OutPixels, pdy + (long)b * g.OutSize, g.OutPixels, pcol, g.OutPixels,
+                        partials + (long)blk * size, g.ColumnRows, accumulate: b > first);
+                }
+            }
+        }
     }
 
     private ref struct Job<T, TEpilogue>
@@ -73,6 +126,7 @@ public static unsafe class Convolution
         public bool Accumulate;
         public int Batch;
         public TEpilogue Epilogue;
+        public Span<float> Partials;
     }
 
     private static void ForwardSamples<T, TEpilogue>(ref Job<T, TEpilogue> j, int b0, int b1)
@@ -81,7 +135,7 @@ public static unsafe class Convolution
     {
         var g = j.G;
         bool pointwise = g.Kernel == 1 && g.Stride == 1 && g.Padding == 0;
-        Span<T> col = pointwise ? default : Columns<T>.Get(ScratchSize(g));
+        Span<T> col = pointwise ? default : ThreadBuffer<ColumnMatrix, T>.Get(ScratchSize(g));
         for (int b = b0; b < b1; b++)
         {
             ReadOnlySpan<T> xb = j.In.Slice(b * g.InSize, g.InSize);
@@ -101,7 +155,7 @@ public static unsafe class Convolution
         where TEpilogue : IElementwise, allows ref struct
     {
         var g = j.G;
-        Span<T> col = Columns<T>.Get(ScratchSize(g));
+        Span<T> col = ThreadBuffer<ColumnMatrix, T>.Get(ScratchSize(g));
         for (int b = b0; b < b1; b++)
         {
             Gemm.Multiply(true, false, g.ColumnRows, g.OutPixels, g.OutChannels, j.Weights, j.In.Slice(b * g.OutSize, g.OutSize), col, accumulate: false);
@@ -118,7 +172,7 @@ public static unsafe class Convolution
     {
         var g = j.G;
         int rows = r1 - r0;
-        Span<float> col = Columns<float>.Get(rows * g.OutPixels);
+        Span<float> col = ThreadBuffer<ColumnMatrix, float>.Get(rows * g.OutPixels);
         var x = MemoryMarshal.Cast<T, float>(j.In);
         var dy = MemoryMarshal.Cast<T, float>(j.Weights);
         var dw = MemoryMarshal.Cast<T, float>(j.Out);
@@ -136,7 +190,7 @@ public static unsafe class Convolution
     private static void BackwardWeightSerial<T>(ref Job<T, NoEpilogue> j) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var g = j.G;
-        Span<T> col = Columns<T>.Get(ScratchSize(g));
+        Span<T> col = ThreadBuffer<ColumnMatrix, T>.Get(ScratchSize(g));
         Span<T> dw = j.Out.Slice(0, g.OutChannels * g.ColumnRows);
         if (!j.Accumulate) dw.Clear();
         for (int b = 0; b < j.Batch; b++)
@@ -319,9 +373,17 @@ public static unsafe class Convolution
         }
     }
 
-    /// <summary>A column buffer per thread, grown to the largest size asked for and then reused.</summary>
-    private static class Columns<T> where T : unmanaged
+    private struct ColumnMatrix;
+
+    private struct PartialSums;
+
+    /// <summary>
+    /// A buffer per thread and use (<typeparamref name="TUse"/>: column matrices, partial sums), grown to the
+    /// largest size asked for and then reused.
+    /// </summary>
+    private static class ThreadBuffer<TUse, T> where T : unmanaged
     {
+        // One static field per closed type: each use keeps its own buffer.
         [ThreadStatic] private static T[]? t_buffer;
 
         public static Span<T> Get(int size)
