@@ -72,7 +72,8 @@ public static class Lanes
     {
         var one = Vector<float>.One;
         var ax = Vector.Abs(x);
-        var big = one - new Vector<float>(2f) / (Exp(Vector.MinNative(ax + ax, new Vector<float>(40f))) + one);
+        // NaN lanes are restored at the end, so the exponential need not keep them.
+        var big = one - new Vector<float>(2f) / (ExpOfNumber(Vector.MinNative(ax + ax, new Vector<float>(40f))) + one);
         var x2 = x * x;
         var p = Vector.FusedMultiplyAdd(new Vector<float>(T15), x2, new Vector<float>(T13));
         p = Vector.FusedMultiplyAdd(p, x2, new Vector<float>(T11));
@@ -99,7 +100,11 @@ public static class Lanes
     /// returns NaN.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<float> Exp(Vector<float> x)
+    public static Vector<float> Exp(Vector<float> x) => Vector.ConditionalSelect(Vector.Equals(x, x), ExpOfNumber(x), x);
+
+    /// <summary><see cref="Exp(Vector{float})"/> without restoring NaN (a NaN lane comes out as e^−87).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<float> ExpOfNumber(Vector<float> x)
     {
         var clamped = Vector.MinNative(Vector.MaxNative(x, new Vector<float>(-87f)), new Vector<float>(88f));
         var magic = new Vector<float>(RoundMagic);
@@ -116,7 +121,7 @@ public static class Lanes
         p = Vector.FusedMultiplyAdd(p, f, Vector<float>.One);
         p = Vector.FusedMultiplyAdd(p, f, Vector<float>.One);
         var scale = Vector.AsVectorSingle(Vector.ShiftLeft(n + new Vector<int>(127), 23));
-        return Vector.ConditionalSelect(Vector.Equals(x, x), p * scale, x);
+        return p * scale;
     }
 
     /// <summary>tanh, lane by lane with <see cref="Math.Tanh"/>.</summary>

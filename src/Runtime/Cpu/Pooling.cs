@@ -158,30 +158,30 @@ public static unsafe class Pooling
             m.StoreUnsafe(ref y, (nuint)ox);
             if (record) (at + LaneColumns + Vector256.Create(rowBase + 2 * ox)).StoreUnsafe(ref idx, (nuint)ox);
         }
-        else if (ox < ow && w + 2 * ox + 16 <= readable)
-        {
-            // A narrow row (fewer than 8 windows) that is not the input's last: the lanes past it read the next
-            // row, and only the first windows are stored.
-            var (m, at) = Max8(Vector512.LoadUnsafe(ref row0, (nuint)(2 * ox)), Vector512.LoadUnsafe(ref row0, (nuint)(w + 2 * ox)), w);
-            at += LaneColumns + Vector256.Create(rowBase + 2 * ox);
-            for (int i = 0; i < ow - ox; i++)
-            {
-                Unsafe.Add(ref y, ox + i) = m.GetElement(i);
-                if (record) Unsafe.Add(ref idx, ox + i) = at.GetElement(i);
-            }
-        }
         else if (ox < ow)
         {
-            // The last windows: copy what is left of the two rows into padded registers (−∞ never wins).
-            int count = ow - ox, inputs = Math.Min(16, w - 2 * ox);
-            Span<float> top = stackalloc float[16], bottom = stackalloc float[16];
-            top.Fill(float.NegativeInfinity);
-            bottom.Fill(float.NegativeInfinity);
-            MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref row0, 2 * ox), inputs).CopyTo(top);
-            MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref row0, w + 2 * ox), inputs).CopyTo(bottom);
-            var (m, at) = Max8(Vector512.Create(top), Vector512.Create(bottom), w);
+            // Fewer than 8 windows left in a narrow row. Past the row the lanes read the next one where the input
+            // goes on (only the first windows are stored); at the input's end, what is left of the two rows is
+            // copied into registers padded with −∞, which never wins.
+            Vector512<float> top, bottom;
+            if (w + 2 * ox + 16 <= readable)
+            {
+                top = Vector512.LoadUnsafe(ref row0, (nuint)(2 * ox));
+                bottom = Vector512.LoadUnsafe(ref row0, (nuint)(w + 2 * ox));
+            }
+            else
+            {
+                int inputs = Math.Min(16, w - 2 * ox);
+                Span<float> padded = stackalloc float[32];
+                padded.Fill(float.NegativeInfinity);
+                MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref row0, 2 * ox), inputs).CopyTo(padded);
+                MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref row0, w + 2 * ox), inputs).CopyTo(padded.Slice(16));
+                top = Vector512.Create(padded);
+                bottom = Vector512.Create(padded.Slice(16));
+            }
+            var (m, at) = Max8(top, bottom, w);
             at += LaneColumns + Vector256.Create(rowBase + 2 * ox);
-            for (int i = 0; i < count; i++)
+            for (int i = 0; i < ow - ox; i++)
             {
                 Unsafe.Add(ref y, ox + i) = m.GetElement(i);
                 if (record) Unsafe.Add(ref idx, ox + i) = at.GetElement(i);

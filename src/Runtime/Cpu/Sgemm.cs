@@ -283,12 +283,29 @@ public static unsafe class Sgemm
             else PanelKernel<Twelve, One>(kc, a, b, tile, nr, overwrite: true);
         }
         else MicroKernel(mr, kc, a, b, tile, nr, overwrite: true);
+        CopyTile(tile, nr, c, ldc, 1, rows, cols, accumulate: !overwrite);
+    }
+
+    /// <summary>
+    /// Writes (or adds) the first <paramref name="rows"/> × <paramref name="cols"/> of a result tile (rows
+    /// <paramref name="tileStride"/> apart) into C, whose element (i, j) is at <c>c[i·cRow + j·cCol]</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void CopyTile(float* tile, int tileStride, float* c, long cRow, long cCol, int rows, int cols, bool accumulate)
+    {
         for (int r = 0; r < rows; r++)
         {
-            float* dst = c + (long)r * ldc;
-            float* src = tile + r * nr;
-            if (overwrite) for (int j = 0; j < cols; j++) dst[j] = src[j];
-            else for (int j = 0; j < cols; j++) dst[j] += src[j];
+            float* src = tile + r * tileStride, dst = c + r * cRow;
+            int j = 0;
+            if (cCol == 1 && Vector512.IsHardwareAccelerated)
+                for (; j + 16 <= cols; j += 16)
+                {
+                    var v = Vector512.Load(src + j);
+                    if (accumulate) v += Vector512.Load(dst + j);
+                    Vector512.Store(v, dst + j);
+                }
+            if (accumulate) for (; j < cols; j++) dst[j * cCol] += src[j];
+            else for (; j < cols; j++) dst[j * cCol] = src[j];
         }
     }
 
@@ -549,8 +566,8 @@ public static unsafe class Sgemm
         if (rows == 4 && cCol == 1 && cols == (two ? 32 : 16))
         {
             // A whole tile of row-major C: straight from the registers (the same additions as through the tile).
-            DirectStore(c, c00, c01, two, accumulate); DirectStore(c + cRow, c10, c11, two, accumulate);
-            DirectStore(c + 2 * cRow, c20, c21, two, accumulate); DirectStore(c + 3 * cRow, c30, c31, two, accumulate);
+            Store(c, c00, c01, two, overwrite: !accumulate); Store(c + cRow, c10, c11, two, overwrite: !accumulate);
+            Store(c + 2 * cRow, c20, c21, two, overwrite: !accumulate); Store(c + 3 * cRow, c30, c31, two, overwrite: !accumulate);
             return;
         }
         Vector512.Store(c00, tile); Vector512.Store(c10, tile + 32); Vector512.Store(c20, tile + 64); Vector512.Store(c30, tile + 96);
@@ -558,32 +575,7 @@ public static unsafe class Sgemm
         {
             Vector512.Store(c01, tile + 16); Vector512.Store(c11, tile + 48); Vector512.Store(c21, tile + 80); Vector512.Store(c31, tile + 112);
         }
-        for (int r = 0; r < rows; r++)
-        {
-            float* src = tile + r * 32, dst = c + r * cRow;
-            int j = 0;
-            if (cCol == 1)
-                for (; j + 16 <= cols; j += 16)
-                {
-                    var v = Vector512.Load(src + j);
-                    if (accumulate) v += Vector512.Load(dst + j);
-                    Vector512.Store(v, dst + j);
-                }
-            if (accumulate) for (; j < cols; j++) dst[j * cCol] += src[j];
-            else for (; j < cols; j++) dst[j * cCol] = src[j];
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void DirectStore(float* c, Vector512<float> v0, Vector512<float> v1, bool two, bool accumulate)
-    {
-        if (accumulate) v0 += Vector512.Load(c);
-        Vector512.Store(v0, c);
-        if (two)
-        {
-            if (accumulate) v1 += Vector512.Load(c + 16);
-            Vector512.Store(v1, c + 16);
-        }
+        CopyTile(tile, 32, c, cRow, cCol, rows, cols, accumulate);
     }
 
     // ---- dot-product path (A·Bᵀ) ----------------------------------------------------------------------------
