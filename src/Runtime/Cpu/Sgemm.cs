@@ -216,60 +216,58 @@ public static unsafe class Sgemm
         {
             int cols = Math.Min(nr, nc - j);
             float* panel = dst + j * kc;
-            if (!job.TransB)
-            {
+            if (job.TransB) PanelFromColumns(job.B + (long)(jc + j) * ldb + pc, ldb, cols, kc, panel, nr);
+            else if (cols < nr) PanelFromRows(job.B + (long)pc * ldb + jc + j, ldb, cols, kc, panel, nr); // the last panel
+            else
                 for (int p = 0; p < kc; p++)
                 {
                     float* src = job.B + (long)(pc + p) * ldb + jc + j;
                     float* d = panel + p * nr;
-                    if (cols == nr)
+                    if (nr == 32)
                     {
-                        if (nr == 32)
-                        {
-                            Vector512.Store(Vector512.Load(src), d);
-                            Vector512.Store(Vector512.Load(src + 16), d + 16);
-                        }
-                        else Vector256.Store(Vector256.Load(src), d);
-                        if (nr == 16) Vector256.Store(Vector256.Load(src + 8), d + 8);
+                        Vector512.Store(Vector512.Load(src), d);
+                        Vector512.Store(Vector512.Load(src + 16), d + 16);
                     }
                     else
                     {
-                        // The last panel: zero it whole, then copy its columns (a vector's worth at a time).
-                        ClearPanelRow(d, nr);
-                        int c = 0;
-                        if (nr == 32)
-                            for (; c + 8 <= cols; c += 8) Vector256.Store(Vector256.Load(src + c), d + c);
-                        for (; c < cols; c++) d[c] = src[c];
+                        Vector256.Store(Vector256.Load(src), d);
+                        Vector256.Store(Vector256.Load(src + 8), d + 8);
                     }
                 }
-            }
-            else
-            {
-                // B is stored [N, K]: rows become panel columns, eight at a time through 8×8 transposes.
-                if (cols < nr)
-                    for (int p = 0; p < kc; p++) ClearPanelRow(panel + p * nr, nr);
-                int c = 0;
-                if (Transpose.IsSupported)
-                    for (; c + 8 <= cols; c += 8)
-                        Transpose.Rows(job.B + (long)(jc + j + c) * ldb + pc, ldb, kc, panel + c, nr);
-                for (; c < cols; c++)
-                {
-                    float* src = job.B + (long)(jc + j + c) * ldb + pc;
-                    for (int p = 0; p < kc; p++) panel[p * nr + c] = src[p];
-                }
-            }
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ClearPanelRow(float* d, int nr)
+    /// <summary>
+    /// Copies <paramref name="depth"/> rows (<paramref name="ld"/> apart) of <paramref name="cols"/> elements into a
+    /// panel of rows <paramref name="width"/> wide, zeroing the columns past <paramref name="cols"/>.
+    /// </summary>
+    private static void PanelFromRows(float* src, int ld, int cols, int depth, float* panel, int width)
     {
-        if (nr == 32)
+        for (int p = 0; p < depth; p++)
         {
-            Vector512.Store(Vector512<float>.Zero, d);
-            Vector512.Store(Vector512<float>.Zero, d + 16);
+            float* d = panel + (long)p * width;
+            new ReadOnlySpan<float>(src + (long)p * ld, cols).CopyTo(new Span<float>(d, cols));
+            new Span<float>(d + cols, width - cols).Clear();
         }
-        else new Span<float>(d, nr).Clear();
+    }
+
+    /// <summary>
+    /// Writes <paramref name="cols"/> rows of B stored [N, K] (<paramref name="ld"/> apart, <paramref name="depth"/>
+    /// elements used) as the columns of a panel of rows <paramref name="width"/> wide, eight at a time through 8×8
+    /// transposes, zeroing the columns past <paramref name="cols"/>.
+    /// </summary>
+    private static void PanelFromColumns(float* src, int ld, int cols, int depth, float* panel, int width)
+    {
+        int c = 0;
+        if (Transpose.IsSupported)
+            for (; c + 8 <= cols; c += 8) Transpose.Rows(src + (long)c * ld, ld, depth, panel + c, width);
+        for (; c < cols; c++)
+        {
+            float* row = src + (long)c * ld;
+            for (int p = 0; p < depth; p++) panel[(long)p * width + c] = row[p];
+        }
+        if (cols < width)
+            for (int p = 0; p < depth; p++) new Span<float>(panel + (long)p * width + cols, width - cols).Clear();
     }
 
     private static void EdgeTile(int mr, int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite)
@@ -452,30 +450,8 @@ public static unsafe class Sgemm
         {
             b = Scratch.B;
             ldb = np;
-            if (!job.TransB)
-            {
-                for (int p = 0; p < k; p++)
-                {
-                    float* dst = b + (long)p * np;
-                    new ReadOnlySpan<float>(job.B + (long)p * job.Ldb, n).CopyTo(new Span<float>(dst, n));
-                    for (int j = n; j < np; j++) dst[j] = 0;
-                }
-            }
-            else
-            {
-                // B is stored [N, K]: its rows become panel columns.
-                int j = 0;
-                if (Transpose.IsSupported)
-                    for (; j + 8 <= n; j += 8) Transpose.Rows(job.B + (long)j * job.Ldb, job.Ldb, k, b + j, np);
-                for (; j < n; j++)
-                {
-                    float* src = job.B + (long)j * job.Ldb;
-                    for (int p = 0; p < k; p++) b[(long)p * np + j] = src[p];
-                }
-                if (n < np)
-                    for (int p = 0; p < k; p++)
-                        for (int c = n; c < np; c++) b[(long)p * np + c] = 0;
-            }
+            if (!job.TransB) PanelFromRows(job.B, job.Ldb, n, k, b, np);
+            else PanelFromColumns(job.B, job.Ldb, n, k, b, np);
         }
         var tiles = new DirectJob(job, b, ldb, np, transposeC);
         if (parallel) CpuWorkers.Run(ref tiles, &DirectColumns, np, align: 32);
