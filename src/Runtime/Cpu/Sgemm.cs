@@ -260,7 +260,16 @@ public static unsafe class Sgemm
     {
         int c = 0;
         if (Transpose.IsSupported)
-            for (; c + 8 <= cols; c += 8) Transpose.Rows(src + (long)c * ld, ld, depth, panel + c, width);
+        {
+            // Depth in blocks of 32 across all the columns: a wide panel (a narrow product's transposed operand,
+            // 1 KiB rows) then gets both halves of each line while they are in L1, and the source rows are read
+            // whole lines at a time.
+            int whole = cols / 8 * 8;
+            for (int p0 = 0; p0 < depth; p0 += 32)
+                for (c = 0; c < whole; c += 8)
+                    Transpose.Rows(src + (long)c * ld + p0, ld, Math.Min(32, depth - p0), panel + (long)p0 * width + c, width);
+            c = whole;
+        }
         for (; c < cols; c++)
         {
             float* row = src + (long)c * ld;
