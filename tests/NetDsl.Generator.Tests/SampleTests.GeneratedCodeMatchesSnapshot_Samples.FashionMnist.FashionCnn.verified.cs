@@ -26,15 +26,15 @@ namespace Samples.FashionMnist;
 ///
 /// parameters:              421,834 (1,687,336 bytes)
 /// forward FLOPs per sample: 8,746,122
-/// activations per sample:  training 427,264 bytes (planned; 1,018,368 without sharing), inference 200,704 bytes
-/// planned peak at batch 64: 27,344,896 bytes of activations and indices for training (plus parameters, gradients and optimizer state)
+/// activations per sample:  training 338,944 bytes (planned; 867,840 without sharing), inference 200,704 bytes
+/// planned peak at batch 64: 21,692,416 bytes of activations and indices for training (plus parameters, gradients and optimizer state)
 /// im2col columns:          225,792 bytes per worker thread
-/// steps:                   training 23 (forward 10, backward 13), inference 10
-/// device launches:         25 per training step (the steps, the fused loss, the optimizer), 10 per inference
+/// steps:                   training 21 (forward 10, backward 11), inference 10
+/// device launches:         23 per training step (the steps, the fused loss, the optimizer), 10 per inference
 /// gradient buckets:        3 of at most 1,048,576 bytes, allreduced by a distributed trainer as backward finishes each:
 ///   #0 after step 13: 5,672 bytes at element 420,416 (fc2.bias, fc2.weight, fc1.bias)
 ///   #1 after step 13: 1,605,632 bytes at element 19,008 (fc1.weight)
-///   #2 after step 23: 76,032 bytes at element 0 (bn2.bias, bn2.weight, conv2.bias, conv2.weight, bn1.bias, bn1.weight, conv1.bias, conv1.weight)
+///   #2 after step 21: 76,032 bytes at element 0 (bn2.bias, bn2.weight, conv2.bias, conv2.weight, bn1.bias, bn1.weight, conv1.bias, conv1.weight)
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -51,15 +51,15 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     /// <summary>Forward FLOPs of one sample (2 per multiply-add).</summary>
     public const long FlopsPerSample = 8746122;
     /// <summary>Bytes of planned activation and index memory per sample of a trainer's batch capacity.</summary>
-    public const long TrainingBytesPerSample = 427264;
+    public const long TrainingBytesPerSample = 338944;
     /// <summary>Bytes of planned activation memory per sample for inference.</summary>
     public const long InferenceBytesPerSample = 200704;
     /// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>
-    public const int TrainingStepCount = 23;
+    public const int TrainingStepCount = 21;
     /// <summary>Kernel launches of one training step on a device: the steps, the fused loss kernel and the optimizer kernel.</summary>
-    public const int KernelLaunchesPerTrainingStep = 25;
+    public const int KernelLaunchesPerTrainingStep = 23;
     /// <summary>Bytes the training activations would take per sample if no two buffers shared memory (the plan's baseline).</summary>
-    public const long UnplannedTrainingBytesPerSample = 1018368;
+    public const long UnplannedTrainingBytesPerSample = 867840;
     /// <summary>The per-sample input shape, [1,28,28].</summary>
     public static global::System.ReadOnlySpan<int> InputShape => [1, 28, 28];
     /// <summary>The per-sample output shape, [10].</summary>
@@ -83,12 +83,12 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             new("fc2.weight", Layout.fc2_weight, [10, 128], global::NetDsl.Runtime.ParameterInit.Uniform, 0.08838834764831843),
             new("fc2.bias", Layout.fc2_bias, [10], global::NetDsl.Runtime.ParameterInit.Uniform, 0.08838834764831843),
         ],
-        new global::NetDsl.Runtime.MemoryPlanSizes(97408, 9408, 56448),
+        new global::NetDsl.Runtime.MemoryPlanSizes(75328, 9408, 56448),
         new global::NetDsl.Runtime.MemoryPlanSizes(50176, 0, 56448))
         {
-            TrainingSteps = 23,
+            TrainingSteps = 21,
             InferenceSteps = 10,
-            UnplannedActivationsPerSample = 245184,
+            UnplannedActivationsPerSample = 207552,
             Graph =
             [
                 new("Input", [], [1, 28, 28]),
@@ -116,7 +116,7 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             [
                 new(420416, 1418, 13, ["fc2.bias", "fc2.weight", "fc1.bias"]),
                 new(19008, 401408, 13, ["fc1.weight"]),
-                new(0, 19008, 23, ["bn2.bias", "bn2.weight", "conv2.bias", "conv2.weight", "bn1.bias", "bn1.weight", "conv1.bias", "conv1.weight"]),
+                new(0, 19008, 21, ["bn2.bias", "bn2.weight", "conv2.bias", "conv2.weight", "bn1.bias", "bn1.weight", "conv1.bias", "conv1.weight"]),
             ],
             States =
             [
@@ -255,56 +255,32 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 3136, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false);
         workspace.GradientProgress();
 
-        // 15. dmax_pool2d(2): d[B,64,7,7] → [B,64,14,14] through the recorded max positions
-        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(64, 14, 14, 64, 7, 7, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
+        // 15. dmax_pool2d(2): d[B,64,7,7] → [B,64,14,14] through the recorded max positions; then drelu: d[B,64,14,14] where the output is positive (the pooled output's sign)
+        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(64, 14, 14, 64, 7, 7, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2), activations.Slice(Layout.Training.d_bn2 * capacity, batch * Sizes.bn2), accumulate: false, gate: activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2));
         workspace.GradientProgress();
 
-        // 16. drelu: d[B,64,14,14] where the output is positive
-        {
-            var loop = new FusedLoop7
-            {
-                s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,64,14,14]
-                s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), // d relu [B,64,14,14]
-                s2 = activations.Slice(Layout.Training.d_bn2 * capacity, batch * Sizes.bn2), // d bn2 [B,64,14,14]
-            };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.bn2, 64);
-        }
-        workspace.GradientProgress();
-
-        // 17. dbn2: dX, dγ, dβ from d[B,64,14,14] and the saved statistics
+        // 16. dbn2: dX, dγ, dβ from d[B,64,14,14] and the saved statistics
         global::NetDsl.Runtime.Cpu.Normalization.BatchNormBackward(batch, 64, 196, activations.Slice(Layout.Training.conv2_bias_2 * capacity, batch * Sizes.conv2_bias), activations.Slice(Layout.Training.d_bn2 * capacity, batch * Sizes.bn2), activations.Slice(Layout.Training.bn2_mean * capacity, batch * 64), activations.Slice(Layout.Training.bn2_invstd * capacity, batch * 64), parameters.Slice(Layout.bn2_weight, Layout.bn2_weight_length), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.bn2_weight, Layout.bn2_weight_length), gradients.Slice(Layout.bn2_bias, Layout.bn2_bias_length), accumulateInput: false, accumulateWeight: false, accumulateBias: false);
         workspace.GradientProgress();
 
-        // 18. dconv2.bias: sum of d[B,64,14,14] over all but dim 1; dconv2.weight: correlate [B,32,14,14] with d[B,64,14,14] → [64,32,3,3]
+        // 17. dconv2.bias: sum of d[B,64,14,14] over all but dim 1; dconv2.weight: correlate [B,32,14,14] with d[B,64,14,14] → [64,32,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 64, 196, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_bias, Layout.conv2_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(32, 14, 14, 64, 14, 14, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_weight, Layout.conv2_weight_length), accumulate: false);
         workspace.GradientProgress();
 
-        // 19. dconv2 input: transposed conv of d[B,64,14,14] with conv2.weight → [B,32,14,14]
+        // 18. dconv2 input: transposed conv of d[B,64,14,14] with conv2.weight → [B,32,14,14]
         global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(32, 14, 14, 64, 14, 14, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), accumulate: false);
         workspace.GradientProgress();
 
-        // 20. dmax_pool2d(2): d[B,32,14,14] → [B,32,28,28] through the recorded max positions
-        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 28, 28, 32, 14, 14, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), accumulate: false);
+        // 19. dmax_pool2d(2): d[B,32,14,14] → [B,32,28,28] through the recorded max positions; then drelu: d[B,32,28,28] where the output is positive (the pooled output's sign)
+        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 28, 28, 32, 14, 14, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_bn1 * capacity, batch * Sizes.bn1), accumulate: false, gate: activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d));
         workspace.GradientProgress();
 
-        // 21. drelu: d[B,32,28,28] where the output is positive
-        {
-            var loop = new FusedLoop7
-            {
-                s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), // relu [B,32,28,28]
-                s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), // d relu [B,32,28,28]
-                s2 = activations.Slice(Layout.Training.d_bn1 * capacity, batch * Sizes.bn1), // d bn1 [B,32,28,28]
-            };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.bn1, 64);
-        }
-        workspace.GradientProgress();
-
-        // 22. dbn1: dX, dγ, dβ from d[B,32,28,28] and the saved statistics
+        // 20. dbn1: dX, dγ, dβ from d[B,32,28,28] and the saved statistics
         global::NetDsl.Runtime.Cpu.Normalization.BatchNormBackward(batch, 32, 784, activations.Slice(Layout.Training.conv1_bias_2 * capacity, batch * Sizes.conv1_bias), activations.Slice(Layout.Training.d_bn1 * capacity, batch * Sizes.bn1), activations.Slice(Layout.Training.bn1_mean * capacity, batch * 32), activations.Slice(Layout.Training.bn1_invstd * capacity, batch * 32), parameters.Slice(Layout.bn1_weight, Layout.bn1_weight_length), activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.bn1_weight, Layout.bn1_weight_length), gradients.Slice(Layout.bn1_bias, Layout.bn1_bias_length), accumulateInput: false, accumulateWeight: false, accumulateBias: false);
         workspace.GradientProgress();
 
-        // 23. dconv1.bias: sum of d[B,32,28,28] over all but dim 1; dconv1.weight: correlate [B,1,28,28] with d[B,32,28,28] → [32,1,3,3]
+        // 21. dconv1.bias: sum of d[B,32,28,28] over all but dim 1; dconv1.weight: correlate [B,1,28,28] with d[B,32,28,28] → [32,1,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 784, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(1, 28, 28, 32, 28, 28, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false);
         workspace.GradientBucketReady(2); // bucket 2 (bn2.bias, bn2.weight, conv2.bias, conv2.weight, bn1.bias, bn1.weight, conv1.bias, conv1.weight) is final: a distributed trainer starts its allreduce
@@ -373,7 +349,7 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 9. fc1: [B,3136]·[128,3136]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 3136, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
         {
-            var loop = new FusedLoop8
+            var loop = new FusedLoop7
             {
                 s0 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
                 s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [128]
@@ -572,34 +548,6 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
     private ref struct FusedLoop7 : global::NetDsl.Runtime.Cpu.IElementwise
     {
-        public global::System.ReadOnlySpan<float> s0;
-        public global::System.ReadOnlySpan<float> s1;
-        public global::System.Span<float> s2;
-
-        /// <inheritdoc />
-        public void Run(int start, int end)
-        {
-            int i = start;
-            for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
-            {
-                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
-                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
-                global::NetDsl.Runtime.Cpu.Lanes.Store(s2, i, v2);
-            }
-            for (; i < end; i++)
-            {
-                float r0 = s0[i];
-                float r1 = s1[i];
-                float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s2[i] = r2;
-            }
-        }
-    }
-
-    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
-    private ref struct FusedLoop8 : global::NetDsl.Runtime.Cpu.IElementwise
-    {
         public global::System.Span<float> s0;
         public global::System.ReadOnlySpan<float> s1;
 
@@ -670,26 +618,24 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             public const int conv1_bias_2 = 0; // conv1_bias [B,32,28,28], 25088 per sample
             public const int bn1 = 25088; // bn1 [B,32,28,28], 25088 per sample
             public const int relu = 25088; // relu [B,32,28,28], 25088 per sample
+            public const int conv2_bias_2 = 25088; // conv2_bias [B,64,14,14], 12544 per sample
             public const int d_bn1 = 25088; // d bn1 [B,32,28,28], 25088 per sample
-            public const int conv2_bias_2 = 50176; // conv2_bias [B,64,14,14], 12544 per sample
-            public const int d_relu = 50176; // d relu [B,32,28,28], 25088 per sample
+            public const int bn2 = 37632; // bn2 [B,64,14,14], 12544 per sample
+            public const int relu_2 = 37632; // relu [B,64,14,14], 12544 per sample
+            public const int relu_3 = 37632; // relu [B,128], 128 per sample
+            public const int d_bn2 = 37632; // d bn2 [B,64,14,14], 12544 per sample
+            public const int dropout = 37760; // dropout(0.30000001192092896) [B,128], 128 per sample
+            public const int d_fc1_bias = 37760; // d fc1 (with bias) [B,128], 128 per sample
+            public const int max_pool2d_2 = 50176; // max_pool2d(2) [B,64,7,7], 3136 per sample
+            public const int d_conv2_bias = 50176; // d conv2 (with bias) [B,64,14,14], 12544 per sample
             public const int d_conv1_bias = 50176; // d conv1 (with bias) [B,32,28,28], 25088 per sample
-            public const int bn2 = 62720; // bn2 [B,64,14,14], 12544 per sample
-            public const int relu_2 = 62720; // relu [B,64,14,14], 12544 per sample
-            public const int d_bn2 = 62720; // d bn2 [B,64,14,14], 12544 per sample
-            public const int max_pool2d_2 = 75264; // max_pool2d(2) [B,64,7,7], 3136 per sample
-            public const int d_relu_2 = 75264; // d relu [B,64,14,14], 12544 per sample
-            public const int d_conv2_bias = 75264; // d conv2 (with bias) [B,64,14,14], 12544 per sample
-            public const int relu_3 = 78400; // relu [B,128], 128 per sample
-            public const int dropout = 78528; // dropout(0.30000001192092896) [B,128], 128 per sample
-            public const int d_fc1_bias = 78528; // d fc1 (with bias) [B,128], 128 per sample
-            public const int max_pool2d = 87808; // max_pool2d(2) [B,32,14,14], 6272 per sample
-            public const int d_max_pool2d = 87808; // d max_pool2d(2) [B,32,14,14], 6272 per sample
-            public const int d_flatten = 94080; // d flatten [B,3136], 3136 per sample
-            public const int bn2_mean = 97216; // bn2 batch mean [64], 64 per sample
-            public const int bn2_invstd = 97280; // bn2 batch 1/σ [64], 64 per sample
-            public const int bn1_mean = 97344; // bn1 batch mean [32], 32 per sample
-            public const int bn1_invstd = 97376; // bn1 batch 1/σ [32], 32 per sample
+            public const int d_flatten = 53312; // d flatten [B,3136], 3136 per sample
+            public const int max_pool2d = 62720; // max_pool2d(2) [B,32,14,14], 6272 per sample
+            public const int bn2_mean = 68992; // bn2 batch mean [64], 64 per sample
+            public const int d_max_pool2d = 68992; // d max_pool2d(2) [B,32,14,14], 6272 per sample
+            public const int bn2_invstd = 69056; // bn2 batch 1/σ [64], 64 per sample
+            public const int bn1_mean = 75264; // bn1 batch mean [32], 32 per sample
+            public const int bn1_invstd = 75296; // bn1 batch 1/σ [32], 32 per sample
             public const int max_pool2d_argmax = 0; // index arena: max_pool2d(2) argmax [B,32,14,14], 6272 per sample
             public const int max_pool2d_2_argmax = 6272; // index arena: max_pool2d(2) argmax [B,64,7,7], 3136 per sample
         }

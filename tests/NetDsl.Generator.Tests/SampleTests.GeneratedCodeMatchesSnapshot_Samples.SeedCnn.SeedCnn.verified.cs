@@ -23,15 +23,15 @@ namespace Samples.SeedCnn;
 ///
 /// parameters:              545,098 (2,180,392 bytes)
 /// forward FLOPs per sample: 12,405,514
-/// activations per sample:  training 360,448 bytes (planned; 738,304 without sharing), inference 163,840 bytes
-/// planned peak at batch 64: 23,068,672 bytes of activations and indices for training (plus parameters, gradients and optimizer state)
+/// activations per sample:  training 245,760 bytes (planned; 541,696 without sharing), inference 163,840 bytes
+/// planned peak at batch 64: 15,728,640 bytes of activations and indices for training (plus parameters, gradients and optimizer state)
 /// im2col columns:          294,912 bytes per worker thread
-/// steps:                   training 17 (forward 6, backward 11), inference 6
-/// device launches:         19 per training step (the steps, the fused loss, the optimizer), 6 per inference
+/// steps:                   training 15 (forward 6, backward 9), inference 6
+/// device launches:         17 per training step (the steps, the fused loss, the optimizer), 6 per inference
 /// gradient buckets:        3 of at most 1,048,576 bytes, allreduced by a distributed trainer as backward finishes each:
 ///   #0 after step 9: 5,672 bytes at element 543,680 (fc2.bias, fc2.weight, fc1.bias)
 ///   #1 after step 9: 2,097,152 bytes at element 19,392 (fc1.weight)
-///   #2 after step 17: 77,568 bytes at element 0 (conv2.bias, conv2.weight, conv1.bias, conv1.weight)
+///   #2 after step 15: 77,568 bytes at element 0 (conv2.bias, conv2.weight, conv1.bias, conv1.weight)
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -48,15 +48,15 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     /// <summary>Forward FLOPs of one sample (2 per multiply-add).</summary>
     public const long FlopsPerSample = 12405514;
     /// <summary>Bytes of planned activation and index memory per sample of a trainer's batch capacity.</summary>
-    public const long TrainingBytesPerSample = 360448;
+    public const long TrainingBytesPerSample = 245760;
     /// <summary>Bytes of planned activation memory per sample for inference.</summary>
     public const long InferenceBytesPerSample = 163840;
     /// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>
-    public const int TrainingStepCount = 17;
+    public const int TrainingStepCount = 15;
     /// <summary>Kernel launches of one training step on a device: the steps, the fused loss kernel and the optimizer kernel.</summary>
-    public const int KernelLaunchesPerTrainingStep = 19;
+    public const int KernelLaunchesPerTrainingStep = 17;
     /// <summary>Bytes the training activations would take per sample if no two buffers shared memory (the plan's baseline).</summary>
-    public const long UnplannedTrainingBytesPerSample = 738304;
+    public const long UnplannedTrainingBytesPerSample = 541696;
     /// <summary>The per-sample input shape, [3,32,32].</summary>
     public static global::System.ReadOnlySpan<int> InputShape => [3, 32, 32];
     /// <summary>The per-sample output shape, [10].</summary>
@@ -76,12 +76,12 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             new("fc2.weight", Layout.fc2_weight, [10, 128], global::NetDsl.Runtime.ParameterInit.Uniform, 0.08838834764831843),
             new("fc2.bias", Layout.fc2_bias, [10], global::NetDsl.Runtime.ParameterInit.Uniform, 0.08838834764831843),
         ],
-        new global::NetDsl.Runtime.MemoryPlanSizes(77824, 12288, 73728),
+        new global::NetDsl.Runtime.MemoryPlanSizes(49152, 12288, 73728),
         new global::NetDsl.Runtime.MemoryPlanSizes(40960, 0, 73728))
         {
-            TrainingSteps = 17,
+            TrainingSteps = 15,
             InferenceSteps = 6,
-            UnplannedActivationsPerSample = 172288,
+            UnplannedActivationsPerSample = 123136,
             Graph =
             [
                 new("Input", [], [3, 32, 32]),
@@ -106,7 +106,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             [
                 new(543680, 1418, 9, ["fc2.bias", "fc2.weight", "fc1.bias"]),
                 new(19392, 524288, 9, ["fc1.weight"]),
-                new(0, 19392, 17, ["conv2.bias", "conv2.weight", "conv1.bias", "conv1.weight"]),
+                new(0, 19392, 15, ["conv2.bias", "conv2.weight", "conv1.bias", "conv1.weight"]),
             ],
         };
 
@@ -206,48 +206,24 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 4096, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false);
         workspace.GradientProgress();
 
-        // 11. dmax_pool2d(2): d[B,64,8,8] → [B,64,16,16] through the recorded max positions
-        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
+        // 11. dmax_pool2d(2): d[B,64,8,8] → [B,64,16,16] through the recorded max positions; then drelu: d[B,64,16,16] where the output is positive (the pooled output's sign)
+        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), accumulate: false, gate: activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2));
         workspace.GradientProgress();
 
-        // 12. drelu: d[B,64,16,16] where the output is positive
-        {
-            var loop = new FusedLoop6
-            {
-                s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,64,16,16]
-                s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), // d relu [B,64,16,16]
-                s2 = activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), // d conv2 (with bias) [B,64,16,16]
-            };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.conv2_bias, 64);
-        }
-        workspace.GradientProgress();
-
-        // 13. dconv2.bias: sum of d[B,64,16,16] over all but dim 1; dconv2.weight: correlate [B,32,16,16] with d[B,64,16,16] → [64,32,3,3]
+        // 12. dconv2.bias: sum of d[B,64,16,16] over all but dim 1; dconv2.weight: correlate [B,32,16,16] with d[B,64,16,16] → [64,32,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 64, 256, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_bias, Layout.conv2_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_weight, Layout.conv2_weight_length), accumulate: false);
         workspace.GradientProgress();
 
-        // 14. dconv2 input: transposed conv of d[B,64,16,16] with conv2.weight → [B,32,16,16]
+        // 13. dconv2 input: transposed conv of d[B,64,16,16] with conv2.weight → [B,32,16,16]
         global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), accumulate: false);
         workspace.GradientProgress();
 
-        // 15. dmax_pool2d(2): d[B,32,16,16] → [B,32,32,32] through the recorded max positions
-        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), accumulate: false);
+        // 14. dmax_pool2d(2): d[B,32,16,16] → [B,32,32,32] through the recorded max positions; then drelu: d[B,32,32,32] where the output is positive (the pooled output's sign)
+        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), accumulate: false, gate: activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d));
         workspace.GradientProgress();
 
-        // 16. drelu: d[B,32,32,32] where the output is positive
-        {
-            var loop = new FusedLoop6
-            {
-                s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), // relu [B,32,32,32]
-                s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), // d relu [B,32,32,32]
-                s2 = activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), // d conv1 (with bias) [B,32,32,32]
-            };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.conv1_bias, 64);
-        }
-        workspace.GradientProgress();
-
-        // 17. dconv1.bias: sum of d[B,32,32,32] over all but dim 1; dconv1.weight: correlate [B,3,32,32] with d[B,32,32,32] → [32,3,3,3]
+        // 15. dconv1.bias: sum of d[B,32,32,32] over all but dim 1; dconv1.weight: correlate [B,3,32,32] with d[B,32,32,32] → [32,3,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 1024, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false);
         workspace.GradientBucketReady(2); // bucket 2 (conv2.bias, conv2.weight, conv1.bias, conv1.weight) is final: a distributed trainer starts its allreduce
@@ -472,34 +448,6 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
     }
 
-    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
-    private ref struct FusedLoop6 : global::NetDsl.Runtime.Cpu.IElementwise
-    {
-        public global::System.ReadOnlySpan<float> s0;
-        public global::System.ReadOnlySpan<float> s1;
-        public global::System.Span<float> s2;
-
-        /// <inheritdoc />
-        public void Run(int start, int end)
-        {
-            int i = start;
-            for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
-            {
-                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
-                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
-                global::NetDsl.Runtime.Cpu.Lanes.Store(s2, i, v2);
-            }
-            for (; i < end; i++)
-            {
-                float r0 = s0[i];
-                float r1 = s1[i];
-                float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s2[i] = r2;
-            }
-        }
-    }
-
     /// <summary>Where every tensor lives: parameter offsets, and arena offsets in elements per sample of capacity.</summary>
     private static class Layout
     {
@@ -523,17 +471,15 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         public static class Training
         {
             public const int relu = 0; // relu [B,32,32,32], 32768 per sample
+            public const int relu_2 = 0; // relu [B,64,16,16], 16384 per sample
+            public const int relu_3 = 0; // relu [B,128], 128 per sample
+            public const int d_conv2_bias = 0; // d conv2 (with bias) [B,64,16,16], 16384 per sample
             public const int d_conv1_bias = 0; // d conv1 (with bias) [B,32,32,32], 32768 per sample
-            public const int relu_2 = 32768; // relu [B,64,16,16], 16384 per sample
-            public const int d_conv2_bias = 32768; // d conv2 (with bias) [B,64,16,16], 16384 per sample
-            public const int d_relu = 32768; // d relu [B,32,32,32], 32768 per sample
-            public const int max_pool2d_2 = 49152; // max_pool2d(2) [B,64,8,8], 4096 per sample
-            public const int d_relu_2 = 49152; // d relu [B,64,16,16], 16384 per sample
-            public const int relu_3 = 53248; // relu [B,128], 128 per sample
-            public const int d_fc1_bias = 53376; // d fc1 (with bias) [B,128], 128 per sample
-            public const int max_pool2d = 65536; // max_pool2d(2) [B,32,16,16], 8192 per sample
-            public const int d_max_pool2d = 65536; // d max_pool2d(2) [B,32,16,16], 8192 per sample
-            public const int d_flatten = 73728; // d flatten [B,4096], 4096 per sample
+            public const int d_fc1_bias = 128; // d fc1 (with bias) [B,128], 128 per sample
+            public const int max_pool2d_2 = 16384; // max_pool2d(2) [B,64,8,8], 4096 per sample
+            public const int d_flatten = 20480; // d flatten [B,4096], 4096 per sample
+            public const int max_pool2d = 32768; // max_pool2d(2) [B,32,16,16], 8192 per sample
+            public const int d_max_pool2d = 40960; // d max_pool2d(2) [B,32,16,16], 8192 per sample
             public const int max_pool2d_argmax = 0; // index arena: max_pool2d(2) argmax [B,32,16,16], 8192 per sample
             public const int max_pool2d_2_argmax = 8192; // index arena: max_pool2d(2) argmax [B,64,8,8], 4096 per sample
         }

@@ -230,4 +230,58 @@ public class KernelTests
                     }
         Numerics.AssertClose<double>(expected, y, 1e-12, "convolution");
     }
+
+    /// <summary>
+    /// Max pooling's backward pass, which writes each 2×2 window of an exactly tiled input once, against the
+    /// plain clear-and-scatter rule, bit for bit: widths with whole, overlapping and scalar-only chunks of eight
+    /// windows, ties, NaN, −0 gradients, and an odd size that leaves inputs outside every window; and gated by the
+    /// pooled output, against a ReLU's gradient applied after it.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 28, 28)]
+    [InlineData(2, 14, 14)]
+    [InlineData(2, 6, 6)]
+    [InlineData(1, 4, 32)]
+    [InlineData(2, 7, 9)]
+    public void MaxPoolBackwardMatchesScatter(int c, int h, int w)
+    {
+        var g = new Window2d(c, h, w, c, h / 2, w / 2, 2, 2, 0);
+        const int batch = 3;
+        var random = new Random(5);
+        var x = new float[batch * g.InSize];
+        for (int i = 0; i < x.Length; i++) x[i] = random.Next(4) switch { 0 => 1f, 1 => float.NaN, _ => (float)random.NextDouble() };
+        var y = new float[batch * g.OutSize];
+        var argmax = new int[y.Length];
+        Pooling.MaxForward<float>(g, batch, x, y, argmax);
+        var dy = new float[y.Length];
+        for (int i = 0; i < dy.Length; i++) dy[i] = i % 5 == 0 ? -0f : (float)(random.NextDouble() - 0.5);
+        var dx = new float[x.Length];
+        Array.Fill(dx, 7f); // every element must be written
+        Pooling.MaxBackward<float>(g, batch, dy, argmax, dx, accumulate: false);
+        var expected = new float[x.Length];
+        for (int b = 0; b < batch; b++)
+            for (int o = 0; o < g.OutSize; o++) expected[b * g.InSize + argmax[b * g.OutSize + o]] += dy[b * g.OutSize + o];
+        for (int i = 0; i < x.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(dx[i]), $"dx[{i}]: expected {expected[i]}, got {dx[i]}");
+
+        var dxd = new double[x.Length];
+        Array.Fill(dxd, 7.0);
+        Pooling.MaxBackward<double>(g, batch, Array.ConvertAll(dy, v => (double)v), argmax, dxd, accumulate: false);
+        for (int i = 0; i < x.Length; i++) Assert.Equal((double)expected[i], dxd[i]);
+
+        // Gated by the pooled output: the same as a ReLU's gradient (x > 0 ? d : 0) after the plain backward pass.
+        for (int i = 0; i < x.Length; i++) x[i] -= 0.5f;
+        Pooling.MaxForward<float>(g, batch, x, y, argmax);
+        Array.Clear(expected);
+        for (int b = 0; b < batch; b++)
+            for (int o = 0; o < g.OutSize; o++) expected[b * g.InSize + argmax[b * g.OutSize + o]] += dy[b * g.OutSize + o];
+        for (int i = 0; i < x.Length; i++) expected[i] = x[i] > 0 ? expected[i] : 0f;
+        Array.Fill(dx, 7f);
+        Pooling.MaxBackward<float>(g, batch, dy, argmax, dx, accumulate: false, gate: y);
+        for (int i = 0; i < x.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(dx[i]), $"gated dx[{i}]: expected {expected[i]}, got {dx[i]}");
+        Array.Fill(dxd, 7.0);
+        Pooling.MaxBackward<double>(g, batch, Array.ConvertAll(dy, v => (double)v), argmax, dxd, accumulate: false, gate: Array.ConvertAll(y, v => (double)v));
+        for (int i = 0; i < x.Length; i++) Assert.Equal((double)expected[i], dxd[i]);
+    }
 }

@@ -106,7 +106,8 @@ internal sealed class CpuEmitter
                     else
                     {
                         string index = p.Max ? Read(p.Index) + ", " : "";
-                        _w.Line($"global::NetDsl.Runtime.Cpu.Pooling.{kind}Backward({window}, batch, {Read(p.In)}, {index}{Write(p.Out)}, accumulate: {Bool(p.Accumulate)});");
+                        string gate = p.Gate >= 0 ? ", gate: " + Read(p.Gate) : "";
+                        _w.Line($"global::NetDsl.Runtime.Cpu.Pooling.{kind}Backward({window}, batch, {Read(p.In)}, {index}{Write(p.Out)}, accumulate: {Bool(p.Accumulate)}{gate});");
                     }
                     break;
                 }

@@ -351,7 +351,7 @@ internal sealed class IlgpuEmitter
         W.Open("for (int oy = oy0; oy <= oy1; oy++)");
         W.Open("for (int ox = ox0; ox <= ox1; ox++)");
         W.Line($"int o = b * {OUT} + c * {OHW} + oy * {OW} + ox;");
-        if (p.Max) W.Line($"if ({At(p.Index, "o")} == r) acc += {At(p.In, "o")};");
+        if (p.Max) W.Line($"if ({At(p.Index, "o")} == r{(p.Gate >= 0 ? $" && {At(p.Gate, "o")} > 0f" : "")}) acc += {At(p.In, "o")};");
         else W.Line($"acc += {At(p.In, "o")} * {inv};");
         W.Close().Close();
         W.Line(p.Accumulate ? $"{At(p.Out, "i")} += acc;" : $"{At(p.Out, "i")} = acc;");

@@ -19,8 +19,44 @@ internal static class EpilogueFusion
     public static void Run(Schedule schedule)
     {
         FuseEpilogues(schedule);
+        FusePoolGates(schedule);
         FuseBiasGradients(schedule);
     }
+
+    /// <summary>
+    /// A ReLU's gradient right after the max-pooling backward step that produced its upstream gradient
+    /// (<c>MaxPool2d(Relu(x))</c>, the usual CNN block) becomes a gate on the pooling step: the winning input of a
+    /// window equals the pooled output, so masking by the pooled output routes the same values, and the
+    /// upstream gradient of the pooling's input is never written and read back.
+    /// </summary>
+    private static void FusePoolGates(Schedule schedule)
+    {
+        var steps = schedule.Steps;
+        for (int i = schedule.ForwardSteps; i + 1 < steps.Count; i++)
+        {
+            if (steps[i] is not PoolStep { Max: true, Backward: true, Accumulate: false, Gate: < 0 } pool || steps[i + 1] is not ElementwiseStep e) continue;
+            if (e.PerSample != pool.Geometry.InSize || e.Program.Count != 4) continue;
+            var forward = steps.Take(schedule.ForwardSteps).OfType<PoolStep>().FirstOrDefault(f => !f.Backward && f.Index == pool.Index);
+            if (forward is null) continue;
+            // Exactly out = (poolInput > 0 ? poolGradient : 0), the loads in either order.
+            var mask = e.Program[2];
+            var store = e.Program[3];
+            if (mask.Op != EOp.PositiveMask || store.Op != EOp.Store || store.A != 2 || mask.A == mask.B) continue;
+            if (!IsLoad(e.Program, mask.A, forward.In) || !IsLoad(e.Program, mask.B, pool.Out)) continue;
+            if (schedule.Buffers[pool.Out].Kind != BufferKind.Activation || store.Buffer == forward.Out) continue;
+            if (steps.Skip(i + 2).Any(s => s.Reads.Contains(pool.Out))) continue;
+
+            pool.Gate = forward.Out;
+            pool.Out = store.Buffer;
+            pool.Comment += "; then " + e.Comment + " (the pooled output's sign)";
+            foreach (int n in e.Nodes)
+                if (!pool.Nodes.Contains(n)) pool.Nodes.Add(n);
+            steps.RemoveAt(i + 1);
+        }
+    }
+
+    private static bool IsLoad(List<EInstr> program, int register, int buffer)
+        => register is 0 or 1 && program[register].Op == EOp.Load && program[register].Buffer == buffer;
 
     private static void FuseEpilogues(Schedule schedule)
     {

@@ -237,12 +237,20 @@ internal sealed class PoolStep : Step
 
     public bool Accumulate { get; set; }
 
+    /// <summary>
+    /// Max pooling's backward only: the pooled output, or -1. When set, a window passes its gradient only where its
+    /// maximum is positive, which is the gradient of a <c>x &gt; 0</c> mask (a ReLU) on the pooling's input,
+    /// fused: the winning input equals the maximum.
+    /// </summary>
+    public int Gate { get; set; } = -1;
+
     public override IEnumerable<int> Reads
     {
         get
         {
             yield return In;
             if (Backward && Index >= 0) yield return Index;
+            if (Gate >= 0) yield return Gate;
             if (Accumulate) yield return Out;
         }
     }

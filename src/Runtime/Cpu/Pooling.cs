@@ -28,6 +28,7 @@ public static unsafe class Pooling
         public Span<T> Y;
         public Span<int> Indices;
         public ReadOnlySpan<T> Dy;
+        public ReadOnlySpan<T> Gate;
         public Span<T> Dx;
         public bool Accumulate;
     }
@@ -211,11 +212,16 @@ public static unsafe class Pooling
         at = Vector256.ConditionalSelect(replace.AsInt32(), Vector256.Create(offset), at);
     }
 
-    /// <summary>Routes each output gradient to the input position that won the forward max.</summary>
-    public static void MaxBackward<T>(in Window2d g, int batch, ReadOnlySpan<T> dy, ReadOnlySpan<int> argmax, Span<T> dx, bool accumulate)
+    /// <summary>
+    /// Routes each output gradient to the input position that won the forward max. With <paramref name="gate"/>
+    /// (the pooled output), a window passes its gradient only where its maximum is positive: the gradient of a
+    /// ReLU (or any <c>x &gt; 0</c> mask) applied to the pooling's input, fused, since the winning input equals the
+    /// window's maximum.
+    /// </summary>
+    public static void MaxBackward<T>(in Window2d g, int batch, ReadOnlySpan<T> dy, ReadOnlySpan<int> argmax, Span<T> dx, bool accumulate, ReadOnlySpan<T> gate = default)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var job = new Job<T> { G = g, Dy = dy, Indices = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(argmax), argmax.Length), Dx = dx, Accumulate = accumulate };
+        var job = new Job<T> { G = g, Dy = dy, Indices = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(argmax), argmax.Length), Dx = dx, Accumulate = accumulate, Gate = gate };
         CpuWorkers.Run(ref job, &MaxBackwardSamples<T>, batch, align: 1);
     }
 
@@ -225,14 +231,80 @@ public static unsafe class Pooling
         var dy = j.Dy;
         var argmax = j.Indices;
         var dx = j.Dx;
+        var gate = j.Gate;
+        bool gated = !gate.IsEmpty;
+        if (!j.Accumulate && g.Kernel == 2 && g.Stride == 2 && g.Padding == 0 && g.InHeight == 2 * g.OutHeight && g.InWidth == 2 * g.OutWidth)
+        {
+            MaxBackward2x2(ref j, b0, b1);
+            return;
+        }
         if (!j.Accumulate) dx.Slice(b0 * g.InSize, (b1 - b0) * g.InSize).Clear();
         for (int b = b0; b < b1; b++)
         {
             Span<T> dxb = dx.Slice(b * g.InSize, g.InSize);
             int o0 = b * g.OutSize;
             for (int o = 0; o < g.OutSize; o++)
-                dxb[argmax[o0 + o]] += dy[o0 + o];
+                if (!gated || gate[o0 + o] > T.Zero) dxb[argmax[o0 + o]] += dy[o0 + o];
         }
+    }
+
+    private static readonly Vector512<int> Pairs = Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    private static readonly Vector512<int> Lanes16 = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+    /// <summary>
+    /// 2×2 stride-2 windows that tile the input exactly: every input belongs to one window, so each is written
+    /// once (the output gradient where it won, else zero) instead of clearing the input gradient and scattering
+    /// into it. A winner gets <c>dy + 0</c>, the scatter's <c>0 + dy</c> (a −0 gradient becomes +0 both ways).
+    /// </summary>
+    private static void MaxBackward2x2<T>(ref Job<T> j, int b0, int b1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = j.G;
+        int h = g.InHeight, w = g.InWidth, ow = g.OutWidth;
+        ref T dy = ref MemoryMarshal.GetReference(j.Dy);
+        ref int idx = ref MemoryMarshal.GetReference(j.Indices);
+        ref T dx = ref MemoryMarshal.GetReference(j.Dx);
+        ref T gate = ref MemoryMarshal.GetReference(j.Gate);
+        bool gated = !j.Gate.IsEmpty;
+        bool vector = typeof(T) == typeof(float) && Vector512.IsHardwareAccelerated && ow >= 8;
+        for (int b = b0; b < b1; b++)
+            for (int c = 0; c < g.InChannels; c++)
+                for (int oy = 0; oy < g.OutHeight; oy++)
+                {
+                    int top = c * h * w + 2 * oy * w; // the row pair's first position within the sample
+                    int o = b * g.OutSize + (c * g.OutHeight + oy) * ow, r0 = b * g.InSize + top;
+                    int ox = 0;
+                    if (vector)
+                    {
+                        ref float dyf = ref Unsafe.As<T, float>(ref dy);
+                        ref float dxf = ref Unsafe.As<T, float>(ref dx);
+                        for (; ; ox += 8)
+                        {
+                            // The last eight windows may overlap the previous ones: they get the same values again.
+                            if (ox + 8 > ow) ox = ow - 8;
+                            var grad = Vector256.LoadUnsafe(ref dyf, (nuint)(o + ox));
+                            if (gated)
+                                grad = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref gate), (nuint)(o + ox)), default), grad, default);
+                            var d = Vector512.Shuffle(Vector512.Create(grad, default), Pairs);
+                            var at = Vector512.Shuffle(Vector512.Create(Vector256.LoadUnsafe(ref idx, (nuint)(o + ox)), default), Pairs);
+                            var position = Lanes16 + Vector512.Create(top + 2 * ox);
+                            (Vector512.ConditionalSelect(Vector512.Equals(at, position).AsSingle(), d, default) + Vector512<float>.Zero)
+                                .StoreUnsafe(ref dxf, (nuint)(r0 + 2 * ox));
+                            (Vector512.ConditionalSelect(Vector512.Equals(at, position + Vector512.Create(w)).AsSingle(), d, default) + Vector512<float>.Zero)
+                                .StoreUnsafe(ref dxf, (nuint)(r0 + w + 2 * ox));
+                            if (ox + 8 >= ow) break;
+                        }
+                        continue;
+                    }
+                    for (; ox < ow; ox++)
+                    {
+                        T grad = !gated || Unsafe.Add(ref gate, o + ox) > T.Zero ? Unsafe.Add(ref dy, o + ox) : T.Zero;
+                        int at = Unsafe.Add(ref idx, o + ox) - top - 2 * ox, p = r0 + 2 * ox;
+                        Unsafe.Add(ref dx, p) = (at == 0 ? grad : T.Zero) + T.Zero;
+                        Unsafe.Add(ref dx, p + 1) = (at == 1 ? grad : T.Zero) + T.Zero;
+                        Unsafe.Add(ref dx, p + w) = (at == w ? grad : T.Zero) + T.Zero;
+                        Unsafe.Add(ref dx, p + w + 1) = (at == w + 1 ? grad : T.Zero) + T.Zero;
+                    }
+                }
     }
 
     /// <summary>Average pooling; the divisor is always <c>kernel²</c> (padding counts as zeros).</summary>
