@@ -238,4 +238,25 @@ public class EpilogueFusionTests
         Assert.False(fused.StoreAccumulator);
         Assert.Equal(2, fused.Epilogue!.Count(i => i.Op == EOp.Store));
     }
+
+    [Fact]
+    public void AReluGradientAfterMaxPoolingBecomesAGateOnThePooledOutput()
+    {
+        static Schedule Cnn(string activation) => Compile(new SpecBuilder().Input("x", 1, 8, 8).Conv2d("conv", 1, 4, 3, padding: 1).Linear("fc", 64, 2)
+            .Return(Apply("fc", Op("Flatten", Op("MaxPool2d", Op(activation, Apply("conv", Var("x"))), ("kernel", 2))))));
+
+        var relu = Cnn("Relu");
+        var forwardPool = relu.Steps.Take(relu.ForwardSteps).OfType<PoolStep>().Single();
+        var backwardPool = relu.Steps.Skip(relu.ForwardSteps).OfType<PoolStep>().Single();
+        Assert.Equal(forwardPool.Out, backwardPool.Gate);
+        Assert.Contains(backwardPool.Gate, backwardPool.Reads);
+        Assert.DoesNotContain(relu.Steps, st => st is ElementwiseStep e && e.Program.Any(i => i.Op == EOp.PositiveMask));
+        // The gated gradient is what the convolution's weight gradient reads.
+        Assert.Contains(relu.Steps, st => st is ConvStep { Pass: ConvPass.BackwardWeight } c && c.In2 == backwardPool.Out);
+
+        // Tanh's gradient is not a sign mask: it stays a loop of its own, and the pooling step is not gated.
+        var tanh = Cnn("Tanh");
+        Assert.All(tanh.Steps.OfType<PoolStep>(), p => Assert.Equal(-1, p.Gate));
+        Assert.Contains(tanh.Steps, st => st is ElementwiseStep e && e.Program.Any(i => i.Op == EOp.TanhGrad));
+    }
 }
