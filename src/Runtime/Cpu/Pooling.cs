@@ -259,7 +259,7 @@ public static unsafe class Pooling
     private static void MaxBackward2x2<T>(ref Job<T> j, int b0, int b1) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var g = j.G;
-        int h = g.InHeight, w = g.InWidth, ow = g.OutWidth;
+        int h = g.InHeight, w = g.InWidth, ow = g.OutWidth, planeOut = g.OutPixels;
         ref T dy = ref MemoryMarshal.GetReference(j.Dy);
         ref int idx = ref MemoryMarshal.GetReference(j.Indices);
         ref T dx = ref MemoryMarshal.GetReference(j.Dx);
@@ -268,43 +268,45 @@ public static unsafe class Pooling
         bool vector = typeof(T) == typeof(float) && Vector512.IsHardwareAccelerated && ow >= 8;
         for (int b = b0; b < b1; b++)
             for (int c = 0; c < g.InChannels; c++)
+            {
+                int o0 = b * g.OutSize + c * planeOut;
+                if (!vector)
+                {
+                    // Rows of fewer than 8 windows: clear the plane while it is in cache, then one store per window
+                    // (a branch per window position would mispredict on random data).
+                    int sample = b * g.InSize;
+                    MemoryMarshal.CreateSpan(ref Unsafe.Add(ref dx, sample + c * h * w), h * w).Clear();
+                    for (int o = o0; o < o0 + planeOut; o++)
+                    {
+                        T grad = !gated || Unsafe.Add(ref gate, o) > T.Zero ? Unsafe.Add(ref dy, o) : T.Zero;
+                        Unsafe.Add(ref dx, sample + Unsafe.Add(ref idx, o)) = grad + T.Zero;
+                    }
+                    continue;
+                }
+                ref float dyf = ref Unsafe.As<T, float>(ref dy);
+                ref float dxf = ref Unsafe.As<T, float>(ref dx);
+                ref float gatef = ref Unsafe.As<T, float>(ref gate);
                 for (int oy = 0; oy < g.OutHeight; oy++)
                 {
                     int top = c * h * w + 2 * oy * w; // the row pair's first position within the sample
-                    int o = b * g.OutSize + (c * g.OutHeight + oy) * ow, r0 = b * g.InSize + top;
-                    int ox = 0;
-                    if (vector)
+                    int o = o0 + oy * ow, r0 = b * g.InSize + top;
+                    for (int ox = 0; ; ox += 8)
                     {
-                        ref float dyf = ref Unsafe.As<T, float>(ref dy);
-                        ref float dxf = ref Unsafe.As<T, float>(ref dx);
-                        for (; ; ox += 8)
-                        {
-                            // The last eight windows may overlap the previous ones: they get the same values again.
-                            if (ox + 8 > ow) ox = ow - 8;
-                            var grad = Vector256.LoadUnsafe(ref dyf, (nuint)(o + ox));
-                            if (gated)
-                                grad = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref gate), (nuint)(o + ox)), default), grad, default);
-                            var d = Vector512.Shuffle(Vector512.Create(grad, default), Pairs);
-                            var at = Vector512.Shuffle(Vector512.Create(Vector256.LoadUnsafe(ref idx, (nuint)(o + ox)), default), Pairs);
-                            var position = Lanes16 + Vector512.Create(top + 2 * ox);
-                            (Vector512.ConditionalSelect(Vector512.Equals(at, position).AsSingle(), d, default) + Vector512<float>.Zero)
-                                .StoreUnsafe(ref dxf, (nuint)(r0 + 2 * ox));
-                            (Vector512.ConditionalSelect(Vector512.Equals(at, position + Vector512.Create(w)).AsSingle(), d, default) + Vector512<float>.Zero)
-                                .StoreUnsafe(ref dxf, (nuint)(r0 + w + 2 * ox));
-                            if (ox + 8 >= ow) break;
-                        }
-                        continue;
-                    }
-                    for (; ox < ow; ox++)
-                    {
-                        T grad = !gated || Unsafe.Add(ref gate, o + ox) > T.Zero ? Unsafe.Add(ref dy, o + ox) : T.Zero;
-                        int at = Unsafe.Add(ref idx, o + ox) - top - 2 * ox, p = r0 + 2 * ox;
-                        Unsafe.Add(ref dx, p) = (at == 0 ? grad : T.Zero) + T.Zero;
-                        Unsafe.Add(ref dx, p + 1) = (at == 1 ? grad : T.Zero) + T.Zero;
-                        Unsafe.Add(ref dx, p + w) = (at == w ? grad : T.Zero) + T.Zero;
-                        Unsafe.Add(ref dx, p + w + 1) = (at == w + 1 ? grad : T.Zero) + T.Zero;
+                        // The last eight windows may overlap the previous ones: they get the same values again.
+                        if (ox + 8 > ow) ox = ow - 8;
+                        var grad = Vector256.LoadUnsafe(ref dyf, (nuint)(o + ox));
+                        if (gated) grad = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.LoadUnsafe(ref gatef, (nuint)(o + ox)), default), grad, default);
+                        var d = Vector512.Shuffle(Vector512.Create(grad, default), Pairs);
+                        var at = Vector512.Shuffle(Vector512.Create(Vector256.LoadUnsafe(ref idx, (nuint)(o + ox)), default), Pairs);
+                        var position = Lanes16 + Vector512.Create(top + 2 * ox);
+                        (Vector512.ConditionalSelect(Vector512.Equals(at, position).AsSingle(), d, default) + Vector512<float>.Zero)
+                            .StoreUnsafe(ref dxf, (nuint)(r0 + 2 * ox));
+                        (Vector512.ConditionalSelect(Vector512.Equals(at, position + Vector512.Create(w)).AsSingle(), d, default) + Vector512<float>.Zero)
+                            .StoreUnsafe(ref dxf, (nuint)(r0 + w + 2 * ox));
+                        if (ox + 8 >= ow) break;
                     }
                 }
+            }
     }
 
     /// <summary>Average pooling; the divisor is always <c>kernel²</c> (padding counts as zeros).</summary>
