@@ -284,4 +284,33 @@ public class KernelTests
         Pooling.MaxBackward<double>(g, batch, Array.ConvertAll(dy, v => (double)v), argmax, dxd, accumulate: false, gate: Array.ConvertAll(y, v => (double)v));
         for (int i = 0; i < x.Length; i++) Assert.Equal((double)expected[i], dxd[i]);
     }
+
+    /// <summary>
+    /// A bias gradient split over the workers by channel equals, bit for bit, each channel summed alone (one thread,
+    /// the same batch order), and the double-precision sum within 1e-5.
+    /// </summary>
+    [Theory]
+    [InlineData(64, 32, 784)]
+    [InlineData(300, 256, 1)]
+    [InlineData(3, 5, 7)]
+    public void BiasGradientSplitByChannelMatchesEachChannelAlone(int outer, int channels, int inner)
+    {
+        var random = new Random(9);
+        var dy = new float[outer * channels * inner];
+        for (int i = 0; i < dy.Length; i++) dy[i] = (float)(random.NextDouble() - 0.5);
+        var db = new float[channels];
+        Array.Fill(db, 0.25f);
+        Rows.SumToChannels<float>(outer, channels, inner, dy, db, accumulate: true);
+        var one = new float[outer * inner];
+        for (int c = 0; c < channels; c++)
+        {
+            for (int o = 0; o < outer; o++) Array.Copy(dy, (o * channels + c) * inner, one, o * inner, inner);
+            var alone = new[] { 0.25f };
+            Rows.SumToChannels<float>(outer, 1, inner, one, alone, accumulate: true);
+            Assert.True(BitConverter.SingleToInt32Bits(alone[0]) == BitConverter.SingleToInt32Bits(db[c]), $"channel {c}: {db[c]} against {alone[0]} alone");
+            double exact = 0.25;
+            foreach (float v in one) exact += v;
+            Assert.True(Math.Abs(db[c] - exact) <= 1e-5 * Math.Max(1, Math.Abs(exact)), $"channel {c}: {db[c]} against {exact}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ namespace NetDsl.Runtime.Cpu;
 /// Operations along one axis of a tensor viewed as <c>[outer, n, inner]</c>: softmax, log-softmax,
 /// bias reductions and concatenation.
 /// </summary>
-public static class Rows
+public static unsafe class Rows
 {
     /// <summary>Softmax along the middle axis, subtracting the maximum for stability.</summary>
     public static void SoftmaxForward<T>(int outer, int n, int inner, ReadOnlySpan<T> x, Span<T> y, bool log)
@@ -61,20 +61,37 @@ public static class Rows
     public static void SumToChannels<T>(int outer, int channels, int inner, ReadOnlySpan<T> dy, Span<T> db, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (!accumulate) db.Slice(0, channels).Clear();
-        for (int o = 0; o < outer; o++)
+        var job = new SumJob<T> { Outer = outer, Channels = channels, Inner = inner, Dy = dy, Db = db, Accumulate = accumulate };
+        // Channels are independent: split over the workers, each channel still summed over the batch in order.
+        if ((long)outer * channels * inner >= MinParallelElements && channels >= 2)
+            CpuWorkers.Run(ref job, &SumChannels<T>, channels, align: inner == 1 ? 16 : 1);
+        else SumChannels(ref job, 0, channels);
+    }
+
+    /// <summary>Below this many elements a bias gradient is not worth a second thread.</summary>
+    private const int MinParallelElements = 1 << 16;
+
+    private ref struct SumJob<T> where T : unmanaged
+    {
+        public int Outer, Channels, Inner;
+        public ReadOnlySpan<T> Dy;
+        public Span<T> Db;
+        public bool Accumulate;
+    }
+
+    private static void SumChannels<T>(ref SumJob<T> j, int c0, int c1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int channels = j.Channels, inner = j.Inner, count = c1 - c0;
+        Span<T> db = j.Db.Slice(c0, count);
+        if (!j.Accumulate) db.Clear();
+        for (int o = 0; o < j.Outer; o++)
         {
             int rowBase = o * channels * inner;
             if (inner == 1)
-            {
-                ReadOnlySpan<T> row = dy.Slice(rowBase, channels);
-                AddTo(row, db.Slice(0, channels));
-            }
+                AddTo(j.Dy.Slice(rowBase + c0, count), db);
             else
-            {
-                for (int c = 0; c < channels; c++)
-                    db[c] += Sum(dy.Slice(rowBase + c * inner, inner));
-            }
+                for (int c = 0; c < count; c++)
+                    db[c] += Sum(j.Dy.Slice(rowBase + (c0 + c) * inner, inner));
         }
     }
 
@@ -120,10 +137,16 @@ public static class Rows
         int i = 0;
         if (Vector.IsHardwareAccelerated && x.Length >= Vector<T>.Count)
         {
-            var acc = Vector<T>.Zero;
+            // Four independent sums: one would wait on the adder's latency at every vector.
+            Vector<T> a0 = Vector<T>.Zero, a1 = Vector<T>.Zero, a2 = Vector<T>.Zero, a3 = Vector<T>.Zero;
             var vx = System.Runtime.InteropServices.MemoryMarshal.Cast<T, Vector<T>>(x);
-            for (int v = 0; v < vx.Length; v++) acc += vx[v];
-            s = Vector.Sum(acc);
+            int v = 0;
+            for (; v + 4 <= vx.Length; v += 4)
+            {
+                a0 += vx[v]; a1 += vx[v + 1]; a2 += vx[v + 2]; a3 += vx[v + 3];
+            }
+            for (; v < vx.Length; v++) a0 += vx[v];
+            s = Vector.Sum((a0 + a1) + (a2 + a3));
             i = vx.Length * Vector<T>.Count;
         }
         for (; i < x.Length; i++) s += x[i];
