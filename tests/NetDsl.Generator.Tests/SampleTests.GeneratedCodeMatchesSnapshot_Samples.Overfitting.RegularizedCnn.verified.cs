@@ -25,13 +25,13 @@ namespace Samples.Overfitting;
 ///
 /// parameters:              206,922 (827,688 bytes)
 /// forward FLOPs per sample: 2,494,506
-/// activations per sample:  training 137,984 bytes (planned; 290,048 without sharing), inference 62,720 bytes
-/// planned peak at batch 64: 8,830,976 bytes of activations and indices for training (plus parameters, gradients and optimizer state)
+/// activations per sample:  training 94,080 bytes (planned; 214,784 without sharing), inference 62,720 bytes
+/// planned peak at batch 64: 6,021,120 bytes of activations and indices for training (plus parameters, gradients and optimizer state)
 /// im2col columns:          112,896 bytes per worker thread
-/// steps:                   training 18 (forward 7, backward 11), inference 6
-/// device launches:         20 per training step (the steps, the fused loss, the optimizer), 6 per inference
+/// steps:                   training 16 (forward 7, backward 9), inference 6
+/// device launches:         18 per training step (the steps, the fused loss, the optimizer), 6 per inference
 /// gradient buckets:        1 of at most 1,048,576 bytes, allreduced by a distributed trainer as backward finishes each:
-///   #0 after step 18: 827,688 bytes at element 0 (fc2.bias, fc2.weight, fc1.bias, fc1.weight, conv2.bias, conv2.weight, conv1.bias, conv1.weight)
+///   #0 after step 16: 827,688 bytes at element 0 (fc2.bias, fc2.weight, fc1.bias, fc1.weight, conv2.bias, conv2.weight, conv1.bias, conv1.weight)
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -48,15 +48,15 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     /// <summary>Forward FLOPs of one sample (2 per multiply-add).</summary>
     public const long FlopsPerSample = 2494506;
     /// <summary>Bytes of planned activation and index memory per sample of a trainer's batch capacity.</summary>
-    public const long TrainingBytesPerSample = 137984;
+    public const long TrainingBytesPerSample = 94080;
     /// <summary>Bytes of planned activation memory per sample for inference.</summary>
     public const long InferenceBytesPerSample = 62720;
     /// <summary>Steps of one training step (forward and backward); each is one kernel launch on a device.</summary>
-    public const int TrainingStepCount = 18;
+    public const int TrainingStepCount = 16;
     /// <summary>Kernel launches of one training step on a device: the steps, the fused loss kernel and the optimizer kernel.</summary>
-    public const int KernelLaunchesPerTrainingStep = 20;
+    public const int KernelLaunchesPerTrainingStep = 18;
     /// <summary>Bytes the training activations would take per sample if no two buffers shared memory (the plan's baseline).</summary>
-    public const long UnplannedTrainingBytesPerSample = 290048;
+    public const long UnplannedTrainingBytesPerSample = 214784;
     /// <summary>The per-sample input shape, [1,28,28].</summary>
     public static global::System.ReadOnlySpan<int> InputShape => [1, 28, 28];
     /// <summary>The per-sample output shape, [10].</summary>
@@ -76,12 +76,12 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             new("fc2.weight", Layout.fc2_weight, [10, 128], global::NetDsl.Runtime.ParameterInit.Uniform, 0.08838834764831843),
             new("fc2.bias", Layout.fc2_bias, [10], global::NetDsl.Runtime.ParameterInit.Uniform, 0.08838834764831843),
         ],
-        new global::NetDsl.Runtime.MemoryPlanSizes(29792, 4704, 28224),
+        new global::NetDsl.Runtime.MemoryPlanSizes(18816, 4704, 28224),
         new global::NetDsl.Runtime.MemoryPlanSizes(15680, 0, 28224))
         {
-            TrainingSteps = 18,
+            TrainingSteps = 16,
             InferenceSteps = 6,
-            UnplannedActivationsPerSample = 67808,
+            UnplannedActivationsPerSample = 48992,
             Graph =
             [
                 new("Input", [], [1, 28, 28]),
@@ -106,7 +106,7 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             GradientBucketBytes = 1048576,
             GradientBuckets =
             [
-                new(0, 206922, 18, ["fc2.bias", "fc2.weight", "fc1.bias", "fc1.weight", "conv2.bias", "conv2.weight", "conv1.bias", "conv1.weight"]),
+                new(0, 206922, 16, ["fc2.bias", "fc2.weight", "fc1.bias", "fc1.weight", "conv2.bias", "conv2.weight", "conv1.bias", "conv1.weight"]),
             ],
         };
 
@@ -225,42 +225,20 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
             global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 1568, 64);
         }
 
-        // 12. dmax_pool2d(2): d[B,32,7,7] → [B,32,14,14] through the recorded max positions
-        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 14, 14, 32, 7, 7, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2), activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), accumulate: false);
+        // 12. dmax_pool2d(2): d[B,32,7,7] → [B,32,14,14] through the recorded max positions; then drelu: d[B,32,14,14] where the output is positive (the pooled output's sign)
+        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 14, 14, 32, 7, 7, 2, 2, 0), batch, activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), accumulate: false, gate: activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2));
 
-        // 13. drelu: d[B,32,14,14] where the output is positive
-        {
-            var loop = new FusedLoop8
-            {
-                s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,32,14,14]
-                s1 = activations.Slice(Layout.Training.d_relu_2 * capacity, batch * Sizes.relu_2), // d relu [B,32,14,14]
-                s2 = activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), // d conv2 (with bias) [B,32,14,14]
-            };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.conv2_bias, 64);
-        }
-
-        // 14. dconv2.bias: sum of d[B,32,14,14] over all but dim 1; dconv2.weight: correlate [B,16,14,14] with d[B,32,14,14] → [32,16,3,3]
+        // 13. dconv2.bias: sum of d[B,32,14,14] over all but dim 1; dconv2.weight: correlate [B,16,14,14] with d[B,32,14,14] → [32,16,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 196, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_bias, Layout.conv2_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(16, 14, 14, 32, 14, 14, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), gradients.Slice(Layout.conv2_weight, Layout.conv2_weight_length), accumulate: false);
 
-        // 15. dconv2 input: transposed conv of d[B,32,14,14] with conv2.weight → [B,16,14,14]
+        // 14. dconv2 input: transposed conv of d[B,32,14,14] with conv2.weight → [B,16,14,14]
         global::NetDsl.Runtime.Cpu.Convolution.BackwardData(new global::NetDsl.Runtime.Cpu.Window2d(16, 14, 14, 32, 14, 14, 3, 1, 1), batch, activations.Slice(Layout.Training.d_conv2_bias * capacity, batch * Sizes.conv2_bias), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), accumulate: false);
 
-        // 16. dmax_pool2d(2): d[B,16,14,14] → [B,16,28,28] through the recorded max positions
-        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(16, 28, 28, 16, 14, 14, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), accumulate: false);
+        // 15. dmax_pool2d(2): d[B,16,14,14] → [B,16,28,28] through the recorded max positions; then drelu: d[B,16,28,28] where the output is positive (the pooled output's sign)
+        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(16, 28, 28, 16, 14, 14, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), accumulate: false, gate: activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d));
 
-        // 17. drelu: d[B,16,28,28] where the output is positive
-        {
-            var loop = new FusedLoop8
-            {
-                s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), // relu [B,16,28,28]
-                s1 = activations.Slice(Layout.Training.d_relu * capacity, batch * Sizes.relu), // d relu [B,16,28,28]
-                s2 = activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), // d conv1 (with bias) [B,16,28,28]
-            };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * Sizes.conv1_bias, 64);
-        }
-
-        // 18. dconv1.bias: sum of d[B,16,28,28] over all but dim 1; dconv1.weight: correlate [B,1,28,28] with d[B,16,28,28] → [16,1,3,3]
+        // 16. dconv1.bias: sum of d[B,16,28,28] over all but dim 1; dconv1.weight: correlate [B,1,28,28] with d[B,16,28,28] → [16,1,3,3]
         global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 16, 784, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
         global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(1, 28, 28, 16, 28, 28, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false);
         workspace.GradientBucketReady(0); // bucket 0 (fc2.bias, fc2.weight, fc1.bias, fc1.weight, conv2.bias, conv2.weight, conv1.bias, conv1.weight) is final: a distributed trainer starts its allreduce
@@ -302,7 +280,7 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         // 5. fc1: [B,1568]·[128,1568]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 1568, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
         {
-            var loop = new FusedLoop9
+            var loop = new FusedLoop8
             {
                 s0 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
                 s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [128]
@@ -521,34 +499,6 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
     private ref struct FusedLoop8 : global::NetDsl.Runtime.Cpu.IElementwise
     {
-        public global::System.ReadOnlySpan<float> s0;
-        public global::System.ReadOnlySpan<float> s1;
-        public global::System.Span<float> s2;
-
-        /// <inheritdoc />
-        public void Run(int start, int end)
-        {
-            int i = start;
-            for (; i <= end - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
-            {
-                var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                var v1 = global::NetDsl.Runtime.Cpu.Lanes.Load(s1, i);
-                var v2 = global::NetDsl.Runtime.Cpu.Lanes.PositiveMask(v0, v1);
-                global::NetDsl.Runtime.Cpu.Lanes.Store(s2, i, v2);
-            }
-            for (; i < end; i++)
-            {
-                float r0 = s0[i];
-                float r1 = s1[i];
-                float r2 = r0 > 0.0f ? r1 : 0.0f;
-                s2[i] = r2;
-            }
-        }
-    }
-
-    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
-    private ref struct FusedLoop9 : global::NetDsl.Runtime.Cpu.IElementwise
-    {
         public global::System.Span<float> s0;
         public global::System.ReadOnlySpan<float> s1;
 
@@ -603,19 +553,17 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         public static class Training
         {
             public const int relu = 0; // relu [B,16,28,28], 12544 per sample
+            public const int relu_2 = 0; // relu [B,32,14,14], 6272 per sample
+            public const int dropout = 0; // dropout(0.25) [B,1568], 1568 per sample
+            public const int d_conv2_bias = 0; // d conv2 (with bias) [B,32,14,14], 6272 per sample
             public const int d_conv1_bias = 0; // d conv1 (with bias) [B,16,28,28], 12544 per sample
-            public const int relu_2 = 12544; // relu [B,32,14,14], 6272 per sample
-            public const int d_conv2_bias = 12544; // d conv2 (with bias) [B,32,14,14], 6272 per sample
-            public const int d_relu = 12544; // d relu [B,16,28,28], 12544 per sample
-            public const int max_pool2d_2 = 18816; // max_pool2d(2) [B,32,7,7], 1568 per sample
-            public const int dropout = 18816; // dropout(0.25) [B,1568], 1568 per sample
-            public const int d_relu_2 = 18816; // d relu [B,32,14,14], 6272 per sample
-            public const int relu_3 = 20384; // relu [B,128], 128 per sample
-            public const int dropout_2 = 20512; // dropout(0.5) [B,128], 128 per sample
-            public const int d_fc1_bias = 20512; // d fc1 (with bias) [B,128], 128 per sample
-            public const int max_pool2d = 25088; // max_pool2d(2) [B,16,14,14], 3136 per sample
-            public const int d_max_pool2d = 25088; // d max_pool2d(2) [B,16,14,14], 3136 per sample
-            public const int d_flatten = 28224; // d flatten [B,1568], 1568 per sample
+            public const int relu_3 = 1568; // relu [B,128], 128 per sample
+            public const int dropout_2 = 1696; // dropout(0.5) [B,128], 128 per sample
+            public const int d_fc1_bias = 1696; // d fc1 (with bias) [B,128], 128 per sample
+            public const int max_pool2d_2 = 6272; // max_pool2d(2) [B,32,7,7], 1568 per sample
+            public const int d_flatten = 7840; // d flatten [B,1568], 1568 per sample
+            public const int max_pool2d = 12544; // max_pool2d(2) [B,16,14,14], 3136 per sample
+            public const int d_max_pool2d = 15680; // d max_pool2d(2) [B,16,14,14], 3136 per sample
             public const int max_pool2d_argmax = 0; // index arena: max_pool2d(2) argmax [B,16,14,14], 3136 per sample
             public const int max_pool2d_2_argmax = 3136; // index arena: max_pool2d(2) argmax [B,32,7,7], 1568 per sample
         }
