@@ -73,7 +73,7 @@ public static unsafe class Sgemm
         }
         var job = new Job(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
         // Large products, and large weight matrices read by few rows (memory-bound: each core then streams half).
-        bool parallel = CpuWorkers.Count > 1 && ((long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 15);
+        bool parallel = CpuWorkers.Count > 1 && ((long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 16);
         // Narrow C (an output layer's few classes) runs transposed through the direct path at any size (split
         // over the workers when large): 32-column micro-panels would be mostly padding.
         bool narrow = n < 16 && m > n;
