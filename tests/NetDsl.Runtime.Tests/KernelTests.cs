@@ -313,4 +313,17 @@ public class KernelTests
             Assert.True(Math.Abs(db[c] - exact) <= 1e-5 * Math.Max(1, Math.Abs(exact)), $"channel {c}: {db[c]} against {exact}");
         }
     }
+
+    [Fact]
+    public void MaxPoolingRefusesBuffersTooShortForTheBatch()
+    {
+        var g = new Window2d(2, 4, 4, 2, 2, 2, 2, 2, 0);
+        var ex = Assert.Throws<ArgumentException>(() => Pooling.MaxBackward<float>(g, 2, new float[16], new int[16], new float[63], accumulate: false));
+        Assert.Equal("dx", ex.ParamName);
+        Assert.Contains("at least 64", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => Pooling.MaxBackward<float>(g, 2, new float[16], new int[16], new float[64], accumulate: false, gate: new float[15]));
+        Assert.Equal("gate", ex.ParamName);
+        ex = Assert.Throws<ArgumentException>(() => Pooling.MaxForward<float>(g, 2, new float[64], new float[15], new int[16]));
+        Assert.Equal("y", ex.ParamName);
+    }
 }

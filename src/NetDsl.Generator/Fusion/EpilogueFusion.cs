@@ -5,11 +5,13 @@ using NetDsl.Generator.Graph;
 namespace NetDsl.Generator.Fusion;
 
 /// <summary>
-/// Fuses work into dense steps (GEMM and convolution), after elementwise fusion:
+/// Fuses work into the steps next to it (GEMM, convolution, max pooling), after elementwise fusion:
 /// <list type="bullet">
 /// <item>an elementwise step right after a dense step that reads its result becomes the dense step's epilogue
 /// (bias + activation after a Linear or Conv2d, an activation's gradient after the GEMM that produced the
 /// upstream gradient), so the raw result never goes to memory unless a later step reads it;</item>
+/// <item>a ReLU's gradient right after a max-pooling backward step becomes that step's gate (see
+/// <see cref="FusePoolGates"/>);</item>
 /// <item>a bias gradient joins the weight-gradient step that reads the same upstream gradient, so one pass
 /// over dY yields both.</item>
 /// </list>

@@ -17,8 +17,18 @@ public static unsafe class Pooling
     public static void MaxForward<T>(in Window2d g, int batch, ReadOnlySpan<T> x, Span<T> y, Span<int> argmax)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Require(x.Length, (long)batch * g.InSize, nameof(x));
+        Require(y.Length, (long)batch * g.OutSize, nameof(y));
+        if (!argmax.IsEmpty) Require(argmax.Length, (long)batch * g.OutSize, nameof(argmax));
         var job = new Job<T> { G = g, X = x, Y = y, Indices = argmax };
         CpuWorkers.Run(ref job, &MaxForwardSamples<T>, batch, align: 1);
+    }
+
+    /// <summary>The kernels below index without bounds checks: a buffer too short for the batch is refused here.</summary>
+    private static void Require(int length, long needed, string name)
+    {
+        if (length < needed)
+            throw new ArgumentException($"{name} has {length} elements; this batch and window need at least {needed}.", name);
     }
 
     private ref struct Job<T> where T : unmanaged
@@ -221,6 +231,11 @@ public static unsafe class Pooling
     public static void MaxBackward<T>(in Window2d g, int batch, ReadOnlySpan<T> dy, ReadOnlySpan<int> argmax, Span<T> dx, bool accumulate, ReadOnlySpan<T> gate = default)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        long outputs = (long)batch * g.OutSize;
+        Require(dy.Length, outputs, nameof(dy));
+        Require(argmax.Length, outputs, nameof(argmax));
+        Require(dx.Length, (long)batch * g.InSize, nameof(dx));
+        if (!gate.IsEmpty) Require(gate.Length, outputs, nameof(gate));
         var job = new Job<T> { G = g, Dy = dy, Indices = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(argmax), argmax.Length), Dx = dx, Accumulate = accumulate, Gate = gate };
         CpuWorkers.Run(ref job, &MaxBackwardSamples<T>, batch, align: 1);
     }
@@ -274,12 +289,12 @@ public static unsafe class Pooling
                 {
                     // Rows of fewer than 8 windows: clear the plane while it is in cache, then one store per window
                     // (a branch per window position would mispredict on random data).
-                    int sample = b * g.InSize;
-                    MemoryMarshal.CreateSpan(ref Unsafe.Add(ref dx, sample + c * h * w), h * w).Clear();
+                    Span<T> dxb = j.Dx.Slice(b * g.InSize, g.InSize);
+                    dxb.Slice(c * h * w, h * w).Clear();
                     for (int o = o0; o < o0 + planeOut; o++)
                     {
                         T grad = !gated || Unsafe.Add(ref gate, o) > T.Zero ? Unsafe.Add(ref dy, o) : T.Zero;
-                        Unsafe.Add(ref dx, sample + Unsafe.Add(ref idx, o)) = grad + T.Zero;
+                        dxb[Unsafe.Add(ref idx, o)] = grad + T.Zero; // a recorded position is checked against its sample
                     }
                     continue;
                 }
