@@ -731,28 +731,8 @@ public static unsafe class Sgemm
         }
         else
         {
+            // Without AVX and FMA (other architectures, or intrinsics switched off) the scalar loop does it all.
             for (int r = 0; r < 8; r++) s[r] = 0;
-            if (Vector256.IsHardwareAccelerated && p + 8 <= k)
-            {
-                Vector256<float> v0 = default, v1 = default, v2 = default, v3 = default, v4 = default, v5 = default, v6 = default, v7 = default;
-                for (; p + 8 <= k; p += 8)
-                {
-                    var x = Vector256.Load(a + p);
-                    v0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b0 + p), v0);
-                    v1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b1 + p), v1);
-                    v2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b2 + p), v2);
-                    v3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b3 + p), v3);
-                    if (eight)
-                    {
-                        v4 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b4 + p), v4);
-                        v5 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b5 + p), v5);
-                        v6 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b6 + p), v6);
-                        v7 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b7 + p), v7);
-                    }
-                }
-                s[0] = Vector256.Sum(v0); s[1] = Vector256.Sum(v1); s[2] = Vector256.Sum(v2); s[3] = Vector256.Sum(v3);
-                if (eight) { s[4] = Vector256.Sum(v4); s[5] = Vector256.Sum(v5); s[6] = Vector256.Sum(v6); s[7] = Vector256.Sum(v7); }
-            }
         }
         for (; p < k; p++)
         {
