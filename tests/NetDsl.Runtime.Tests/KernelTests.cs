@@ -252,37 +252,34 @@ public class KernelTests
         for (int i = 0; i < x.Length; i++) x[i] = random.Next(4) switch { 0 => 1f, 1 => float.NaN, _ => (float)random.NextDouble() };
         var y = new float[batch * g.OutSize];
         var argmax = new int[y.Length];
-        Pooling.MaxForward<float>(g, batch, x, y, argmax);
         var dy = new float[y.Length];
         for (int i = 0; i < dy.Length; i++) dy[i] = i % 5 == 0 ? -0f : (float)(random.NextDouble() - 0.5);
-        var dx = new float[x.Length];
-        Array.Fill(dx, 7f); // every element must be written
-        Pooling.MaxBackward<float>(g, batch, dy, argmax, dx, accumulate: false);
-        var expected = new float[x.Length];
-        for (int b = 0; b < batch; b++)
-            for (int o = 0; o < g.OutSize; o++) expected[b * g.InSize + argmax[b * g.OutSize + o]] += dy[b * g.OutSize + o];
-        for (int i = 0; i < x.Length; i++)
-            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(dx[i]), $"dx[{i}]: expected {expected[i]}, got {dx[i]}");
+        // The plain rule: clear, then add each output's gradient at its recorded position; optionally a ReLU's
+        // gradient (x > 0 ? d : 0) after it. The kernel must match it bit for bit in float, and in double.
+        void Check(bool gated, string what)
+        {
+            Pooling.MaxForward<float>(g, batch, x, y, argmax);
+            var expected = new float[x.Length];
+            for (int b = 0; b < batch; b++)
+                for (int o = 0; o < g.OutSize; o++) expected[b * g.InSize + argmax[b * g.OutSize + o]] += dy[b * g.OutSize + o];
+            if (gated)
+                for (int i = 0; i < x.Length; i++) expected[i] = x[i] > 0 ? expected[i] : 0f;
+            var dx = new float[x.Length];
+            Array.Fill(dx, 7f); // every element must be written
+            Pooling.MaxBackward<float>(g, batch, dy, argmax, dx, accumulate: false, gate: gated ? y : default);
+            for (int i = 0; i < x.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(dx[i]), $"{what} dx[{i}]: expected {expected[i]}, got {dx[i]}");
+            var dxd = new double[x.Length];
+            Array.Fill(dxd, 7.0);
+            Pooling.MaxBackward<double>(g, batch, Array.ConvertAll(dy, v => (double)v), argmax, dxd, accumulate: false,
+                gate: gated ? Array.ConvertAll(y, v => (double)v) : default);
+            for (int i = 0; i < x.Length; i++) Assert.Equal((double)expected[i], dxd[i]);
+        }
 
-        var dxd = new double[x.Length];
-        Array.Fill(dxd, 7.0);
-        Pooling.MaxBackward<double>(g, batch, Array.ConvertAll(dy, v => (double)v), argmax, dxd, accumulate: false);
-        for (int i = 0; i < x.Length; i++) Assert.Equal((double)expected[i], dxd[i]);
-
-        // Gated by the pooled output: the same as a ReLU's gradient (x > 0 ? d : 0) after the plain backward pass.
+        Check(gated: false, "plain");
+        // Gated by the pooled output, with about half the maxima negative.
         for (int i = 0; i < x.Length; i++) x[i] -= 0.5f;
-        Pooling.MaxForward<float>(g, batch, x, y, argmax);
-        Array.Clear(expected);
-        for (int b = 0; b < batch; b++)
-            for (int o = 0; o < g.OutSize; o++) expected[b * g.InSize + argmax[b * g.OutSize + o]] += dy[b * g.OutSize + o];
-        for (int i = 0; i < x.Length; i++) expected[i] = x[i] > 0 ? expected[i] : 0f;
-        Array.Fill(dx, 7f);
-        Pooling.MaxBackward<float>(g, batch, dy, argmax, dx, accumulate: false, gate: y);
-        for (int i = 0; i < x.Length; i++)
-            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(dx[i]), $"gated dx[{i}]: expected {expected[i]}, got {dx[i]}");
-        Array.Fill(dxd, 7.0);
-        Pooling.MaxBackward<double>(g, batch, Array.ConvertAll(dy, v => (double)v), argmax, dxd, accumulate: false, gate: Array.ConvertAll(y, v => (double)v));
-        for (int i = 0; i < x.Length; i++) Assert.Equal((double)expected[i], dxd[i]);
+        Check(gated: true, "gated");
     }
 
     /// <summary>

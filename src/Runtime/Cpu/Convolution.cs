@@ -214,8 +214,8 @@ public static unsafe class Convolution
                 // 'Same' convolution: the row is the channel image shifted by (ky − pad, kx − pad), so the valid
                 // output rows are one contiguous copy (dst[f] = src[f + shift]); the border is zeroed after it.
                 // Per-row copies cost more than the data on small images.
-                int lo = Math.Min(Math.Max(0, pad - kx), ow), hi = Math.Max(Math.Min(ow, w + pad - kx), lo);
-                int top = Math.Min(Math.Max(0, pad - ky), oh), bottom = Math.Max(Math.Min(oh, h + pad - ky), top);
+                var (lo, hi) = Inside(pad - kx, ow, w);
+                var (top, bottom) = Inside(pad - ky, oh, h);
                 if (bottom > top && hi > lo)
                 {
                     int first = top * w + lo, last = (bottom - 1) * w + hi, shift = (ky - pad) * w + (kx - pad);
@@ -244,7 +244,7 @@ public static unsafe class Convolution
                 if (s == 1)
                 {
                     // A contiguous run: ox in [lo, hi) reads ix = ox - pad + kx inside the row.
-                    int lo = Math.Min(Math.Max(0, pad - kx), ow), hi = Math.Max(Math.Min(ow, w + pad - kx), lo);
+                    var (lo, hi) = Inside(pad - kx, ow, w);
                     if (hi - lo >= Vector<T>.Count)
                     {
                         // Rows of a small image are short: lanes (the last one overlapping) instead of a memmove
@@ -278,6 +278,17 @@ public static unsafe class Convolution
         }
     }
 
+    /// <summary>
+    /// At stride 1, the outputs [Lo, Hi) of a line of <paramref name="outLength"/> whose input, output −
+    /// <paramref name="shift"/> (shift = pad − kernel offset), lies inside a line of <paramref name="inLength"/>;
+    /// an empty range has Hi = Lo.
+    /// </summary>
+    private static (int Lo, int Hi) Inside(int shift, int outLength, int inLength)
+    {
+        int lo = Math.Min(Math.Max(0, shift), outLength);
+        return (lo, Math.Max(Math.Min(outLength, inLength + shift), lo));
+    }
+
     /// <summary>Unfolds one sample into its whole column matrix.</summary>
     public static void Im2Col<T>(in Window2d g, ReadOnlySpan<T> x, Span<T> col) where T : unmanaged, IFloatingPointIeee754<T>
         => Im2Col(g, x, col, 0, g.ColumnRows);
@@ -307,7 +318,7 @@ public static unsafe class Convolution
                         ReadOnlySpan<T> srow = src.Slice(oy * ow, ow);
                         if (s == 1)
                         {
-                            int lo = Math.Min(Math.Max(0, pad - kx), ow), hi = Math.Max(Math.Min(ow, w + pad - kx), lo);
+                            var (lo, hi) = Inside(pad - kx, ow, w);
                             if (hi > lo) Rows.AddTo(srow.Slice(lo, hi - lo), xrow.Slice(lo - pad + kx, hi - lo));
                         }
                         else
@@ -339,7 +350,7 @@ public static unsafe class Convolution
         Span<T> keep = stackalloc T[k * plane];
         for (int kx = 0; kx < k; kx++)
         {
-            int lo = Math.Min(Math.Max(0, pad - kx), w), hi = Math.Max(Math.Min(w, w + pad - kx), lo);
+            var (lo, hi) = Inside(pad - kx, w, w);
             for (int f = 0; f < plane; f++)
             {
                 int ox = f % w;
@@ -354,8 +365,8 @@ public static unsafe class Convolution
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++, row++)
                 {
-                    int lo = Math.Min(Math.Max(0, pad - kx), w), hi = Math.Max(Math.Min(w, w + pad - kx), lo);
-                    int top = Math.Min(Math.Max(0, pad - ky), h), bottom = Math.Max(Math.Min(h, h + pad - ky), top);
+                    var (lo, hi) = Inside(pad - kx, w, w);
+                    var (top, bottom) = Inside(pad - ky, h, h);
                     if (bottom <= top || hi <= lo) continue;
                     int first = top * w + lo, last = (bottom - 1) * w + hi, shift = (ky - pad) * w + (kx - pad);
                     ref T src = ref MemoryMarshal.GetReference(col.Slice(row * plane, plane));
