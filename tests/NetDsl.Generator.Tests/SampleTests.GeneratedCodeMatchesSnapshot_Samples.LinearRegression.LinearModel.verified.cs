@@ -90,14 +90,13 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> parameters = ParameterData;
 
         // 1. line: [B,1]·[1,1]ᵀ → [B,1]; then line bias: [B,1] + line.bias
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), output, accumulate: false);
         {
             var loop = new FusedLoop1
             {
                 s0 = output, // output [B,1]
                 s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length), // line.bias [1]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 1, 1);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), output, accumulate: false, ref loop, period: 1);
         }
     }
 
@@ -118,14 +117,13 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         global::System.Span<float> parameters = ParameterData;
 
         // 1. line: [B,1]·[1,1]ᵀ → [B,1]; then line bias: [B,1] + line.bias
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), output, accumulate: false);
         {
             var loop = new FusedLoop1
             {
                 s0 = output, // output [B,1]
                 s1 = parameters.Slice(Layout.line_bias, Layout.line_bias_length), // line.bias [1]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 1, 1);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 1, 1, input, parameters.Slice(Layout.line_weight, Layout.line_weight_length), output, accumulate: false, ref loop, period: 1);
         }
     }
 

@@ -161,7 +161,6 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         }
 
         // 6. fc1: [B,1568]·[128,1568]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]; dropout(0.5): [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 1568, activations.Slice(Layout.Training.dropout * capacity, batch * Sizes.dropout), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
         {
             var loop = new FusedLoop4
             {
@@ -170,18 +169,17 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                 s2 = activations.Slice(Layout.Training.dropout_2 * capacity, batch * Sizes.dropout_2), // dropout(0.5) [B,128]
                 seed14 = global::NetDsl.Runtime.CounterRandom.Derive(workspace.DropoutSeed, 14),
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 128);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 1568, activations.Slice(Layout.Training.dropout * capacity, batch * Sizes.dropout), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false, ref loop, period: 128);
         }
 
         // 7. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.dropout_2 * capacity, batch * Sizes.dropout_2), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = output, // output [B,10]
                 s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length), // fc2.bias [10]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 10, 10);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.dropout_2 * capacity, batch * Sizes.dropout_2), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false, ref loop, period: 10);
         }
     }
 
@@ -199,7 +197,6 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 10, 128, batch, outputGradient, activations.Slice(Layout.Training.dropout_2 * capacity, batch * Sizes.dropout_2), gradients.Slice(Layout.fc2_weight, Layout.fc2_weight_length), accumulate: false);
 
         // 9. dfc2 input: d[B,10]·fc2.weight → [B,128]; then ddropout(0.5): d[B,128] * the forward mask (recomputed from the step's seed); drelu: d[B,128] where the output is positive
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), accumulate: false);
         {
             var loop = new FusedLoop6
             {
@@ -207,7 +204,7 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
                 s1 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
                 seed14 = global::NetDsl.Runtime.CounterRandom.Derive(workspace.DropoutSeed, 14),
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), accumulate: false, ref loop, period: 64);
         }
 
         // 10. dfc1.bias: sum of d[B,128] over all but dim 1; dfc1.weight: d[B,128]ᵀ·[B,1568] → [128,1568]
@@ -215,14 +212,13 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 128, 1568, batch, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), activations.Slice(Layout.Training.dropout * capacity, batch * Sizes.dropout), gradients.Slice(Layout.fc1_weight, Layout.fc1_weight_length), accumulate: false);
 
         // 11. dfc1 input: d[B,128]·fc1.weight → [B,1568]; then ddropout(0.25): d[B,1568] * the forward mask (recomputed from the step's seed)
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 1568, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false);
         {
             var loop = new FusedLoop7
             {
                 s0 = activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), // d flatten [B,1568]
                 seed10 = global::NetDsl.Runtime.CounterRandom.Derive(workspace.DropoutSeed, 10),
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 1568, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 1568, 128, activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.d_flatten * capacity, batch * Sizes.flatten), accumulate: false, ref loop, period: 64);
         }
 
         // 12. dmax_pool2d(2): d[B,32,7,7] → [B,32,14,14] through the recorded max positions; then drelu: d[B,32,14,14] where the output is positive (the pooled output's sign)
@@ -278,25 +274,23 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 14, 14, 32, 7, 7, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), default);
 
         // 5. fc1: [B,1568]·[128,1568]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 1568, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
         {
             var loop = new FusedLoop8
             {
                 s0 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
                 s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [128]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 128);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 1568, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false, ref loop, period: 128);
         }
 
         // 6. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = output, // output [B,10]
                 s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length), // fc2.bias [10]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 10, 10);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false, ref loop, period: 10);
         }
     }
 

@@ -150,25 +150,23 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2));
 
         // 5. fc1: [B,4096]·[128,4096]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
         {
             var loop = new FusedLoop3
             {
                 s0 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
                 s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [128]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 128);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false, ref loop, period: 128);
         }
 
         // 6. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false);
         {
             var loop = new FusedLoop4
             {
                 s0 = output, // output [B,10]
                 s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length), // fc2.bias [10]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 10, 10);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false, ref loop, period: 10);
         }
     }
 
@@ -186,14 +184,13 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Gemm.Multiply(true, false, 10, 128, batch, outputGradient, activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), gradients.Slice(Layout.fc2_weight, Layout.fc2_weight_length), accumulate: false);
 
         // 8. dfc2 input: d[B,10]·fc2.weight → [B,128]; then drelu: d[B,128] where the output is positive
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), // d fc1 (with bias) [B,128]
                 s1 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, false, batch, 128, 10, outputGradient, parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), accumulate: false, ref loop, period: 64);
         }
 
         // 9. dfc1.bias: sum of d[B,128] over all but dim 1; dfc1.weight: d[B,128]ᵀ·[B,4096] → [128,4096]
@@ -263,25 +260,23 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), default);
 
         // 5. fc1: [B,4096]·[128,4096]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false);
         {
             var loop = new FusedLoop3
             {
                 s0 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
                 s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [128]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 128, 128);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 128, 4096, activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), parameters.Slice(Layout.fc1_weight, Layout.fc1_weight_length), activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), accumulate: false, ref loop, period: 128);
         }
 
         // 6. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false);
         {
             var loop = new FusedLoop4
             {
                 s0 = output, // output [B,10]
                 s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length), // fc2.bias [10]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 10, 10);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), parameters.Slice(Layout.fc2_weight, Layout.fc2_weight_length), output, accumulate: false, ref loop, period: 10);
         }
     }
 

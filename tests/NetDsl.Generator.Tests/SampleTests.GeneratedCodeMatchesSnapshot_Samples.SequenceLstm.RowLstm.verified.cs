@@ -576,7 +576,6 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 1. lstm_input_projection: [B,28,28]·[512,28]ᵀ → [B,28,512]; then lstm bias: [B,28,512] + lstm.bias_ih_l0; lstm bias: [B,28,512] + lstm.bias_hh_l0
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch * 28, 512, 28, input, parameters.Slice(Layout.lstm_weight_ih_l0, Layout.lstm_weight_ih_l0_length), activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: false);
         {
             var loop = new FusedLoop1
             {
@@ -584,7 +583,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
                 s1 = parameters.Slice(Layout.lstm_bias_ih_l0, Layout.lstm_bias_ih_l0_length), // lstm.bias_ih_l0 [512]
                 s2 = parameters.Slice(Layout.lstm_bias_hh_l0, Layout.lstm_bias_hh_l0_length), // lstm.bias_hh_l0 [512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 14336, 512);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch * 28, 512, 28, input, parameters.Slice(Layout.lstm_weight_ih_l0, Layout.lstm_weight_ih_l0_length), activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: false, ref loop, period: 512);
         }
 
         // 2. lstm_t0_x: dim 1 [0, 1) of [B,28,512] → [B,512]
@@ -638,14 +637,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 1, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t1_x * capacity, batch * Sizes.lstm_t1_x), accumulate: false);
 
         // 10. lstm_t1_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t1_gates: lstm_t1_x + lstm_t1_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t0_h * capacity, batch * Sizes.lstm_t0_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), // lstm_t1_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t1_x * capacity, batch * Sizes.lstm_t1_x), // lstm_t1_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t0_h * capacity, batch * Sizes.lstm_t0_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 11. lstm_t1_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -713,14 +711,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 2, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t2_x * capacity, batch * Sizes.lstm_t2_x), accumulate: false);
 
         // 20. lstm_t2_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t2_gates: lstm_t2_x + lstm_t2_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t1_h * capacity, batch * Sizes.lstm_t1_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), // lstm_t2_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t2_x * capacity, batch * Sizes.lstm_t2_x), // lstm_t2_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t1_h * capacity, batch * Sizes.lstm_t1_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 21. lstm_t2_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -788,14 +785,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 3, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t3_x * capacity, batch * Sizes.lstm_t3_x), accumulate: false);
 
         // 30. lstm_t3_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t3_gates: lstm_t3_x + lstm_t3_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t2_h * capacity, batch * Sizes.lstm_t2_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), // lstm_t3_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t3_x * capacity, batch * Sizes.lstm_t3_x), // lstm_t3_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t2_h * capacity, batch * Sizes.lstm_t2_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 31. lstm_t3_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -863,14 +859,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 4, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t4_x * capacity, batch * Sizes.lstm_t4_x), accumulate: false);
 
         // 40. lstm_t4_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t4_gates: lstm_t4_x + lstm_t4_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t3_h * capacity, batch * Sizes.lstm_t3_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), // lstm_t4_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t4_x * capacity, batch * Sizes.lstm_t4_x), // lstm_t4_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t3_h * capacity, batch * Sizes.lstm_t3_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 41. lstm_t4_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -938,14 +933,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 5, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t5_x * capacity, batch * Sizes.lstm_t5_x), accumulate: false);
 
         // 50. lstm_t5_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t5_gates: lstm_t5_x + lstm_t5_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t4_h * capacity, batch * Sizes.lstm_t4_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), // lstm_t5_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t5_x * capacity, batch * Sizes.lstm_t5_x), // lstm_t5_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t4_h * capacity, batch * Sizes.lstm_t4_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 51. lstm_t5_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1013,14 +1007,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 6, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t6_x * capacity, batch * Sizes.lstm_t6_x), accumulate: false);
 
         // 60. lstm_t6_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t6_gates: lstm_t6_x + lstm_t6_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t5_h * capacity, batch * Sizes.lstm_t5_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), // lstm_t6_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t6_x * capacity, batch * Sizes.lstm_t6_x), // lstm_t6_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t5_h * capacity, batch * Sizes.lstm_t5_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 61. lstm_t6_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1088,14 +1081,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 7, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t7_x * capacity, batch * Sizes.lstm_t7_x), accumulate: false);
 
         // 70. lstm_t7_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t7_gates: lstm_t7_x + lstm_t7_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t6_h * capacity, batch * Sizes.lstm_t6_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), // lstm_t7_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t7_x * capacity, batch * Sizes.lstm_t7_x), // lstm_t7_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t6_h * capacity, batch * Sizes.lstm_t6_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 71. lstm_t7_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1163,14 +1155,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 8, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t8_x * capacity, batch * Sizes.lstm_t8_x), accumulate: false);
 
         // 80. lstm_t8_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t8_gates: lstm_t8_x + lstm_t8_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t7_h * capacity, batch * Sizes.lstm_t7_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), // lstm_t8_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t8_x * capacity, batch * Sizes.lstm_t8_x), // lstm_t8_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t7_h * capacity, batch * Sizes.lstm_t7_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 81. lstm_t8_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1238,14 +1229,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 9, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t9_x * capacity, batch * Sizes.lstm_t9_x), accumulate: false);
 
         // 90. lstm_t9_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t9_gates: lstm_t9_x + lstm_t9_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t8_h * capacity, batch * Sizes.lstm_t8_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), // lstm_t9_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t9_x * capacity, batch * Sizes.lstm_t9_x), // lstm_t9_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t8_h * capacity, batch * Sizes.lstm_t8_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 91. lstm_t9_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1313,14 +1303,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 10, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t10_x * capacity, batch * Sizes.lstm_t10_x), accumulate: false);
 
         // 100. lstm_t10_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t10_gates: lstm_t10_x + lstm_t10_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t9_h * capacity, batch * Sizes.lstm_t9_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), // lstm_t10_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t10_x * capacity, batch * Sizes.lstm_t10_x), // lstm_t10_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t9_h * capacity, batch * Sizes.lstm_t9_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 101. lstm_t10_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1388,14 +1377,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 11, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t11_x * capacity, batch * Sizes.lstm_t11_x), accumulate: false);
 
         // 110. lstm_t11_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t11_gates: lstm_t11_x + lstm_t11_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t10_h * capacity, batch * Sizes.lstm_t10_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), // lstm_t11_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t11_x * capacity, batch * Sizes.lstm_t11_x), // lstm_t11_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t10_h * capacity, batch * Sizes.lstm_t10_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 111. lstm_t11_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1463,14 +1451,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 12, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t12_x * capacity, batch * Sizes.lstm_t12_x), accumulate: false);
 
         // 120. lstm_t12_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t12_gates: lstm_t12_x + lstm_t12_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t11_h * capacity, batch * Sizes.lstm_t11_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), // lstm_t12_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t12_x * capacity, batch * Sizes.lstm_t12_x), // lstm_t12_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t11_h * capacity, batch * Sizes.lstm_t11_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 121. lstm_t12_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1538,14 +1525,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 13, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t13_x * capacity, batch * Sizes.lstm_t13_x), accumulate: false);
 
         // 130. lstm_t13_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t13_gates: lstm_t13_x + lstm_t13_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t12_h * capacity, batch * Sizes.lstm_t12_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), // lstm_t13_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t13_x * capacity, batch * Sizes.lstm_t13_x), // lstm_t13_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t12_h * capacity, batch * Sizes.lstm_t12_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 131. lstm_t13_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1613,14 +1599,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 14, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t14_x * capacity, batch * Sizes.lstm_t14_x), accumulate: false);
 
         // 140. lstm_t14_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t14_gates: lstm_t14_x + lstm_t14_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t13_h * capacity, batch * Sizes.lstm_t13_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), // lstm_t14_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t14_x * capacity, batch * Sizes.lstm_t14_x), // lstm_t14_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t13_h * capacity, batch * Sizes.lstm_t13_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 141. lstm_t14_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1688,14 +1673,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 15, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t15_x * capacity, batch * Sizes.lstm_t15_x), accumulate: false);
 
         // 150. lstm_t15_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t15_gates: lstm_t15_x + lstm_t15_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t14_h * capacity, batch * Sizes.lstm_t14_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), // lstm_t15_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t15_x * capacity, batch * Sizes.lstm_t15_x), // lstm_t15_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t14_h * capacity, batch * Sizes.lstm_t14_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 151. lstm_t15_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1763,14 +1747,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 16, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t16_x * capacity, batch * Sizes.lstm_t16_x), accumulate: false);
 
         // 160. lstm_t16_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t16_gates: lstm_t16_x + lstm_t16_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t15_h * capacity, batch * Sizes.lstm_t15_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), // lstm_t16_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t16_x * capacity, batch * Sizes.lstm_t16_x), // lstm_t16_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t15_h * capacity, batch * Sizes.lstm_t15_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 161. lstm_t16_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1838,14 +1821,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 17, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t17_x * capacity, batch * Sizes.lstm_t17_x), accumulate: false);
 
         // 170. lstm_t17_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t17_gates: lstm_t17_x + lstm_t17_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t16_h * capacity, batch * Sizes.lstm_t16_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), // lstm_t17_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t17_x * capacity, batch * Sizes.lstm_t17_x), // lstm_t17_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t16_h * capacity, batch * Sizes.lstm_t16_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 171. lstm_t17_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1913,14 +1895,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 18, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t18_x * capacity, batch * Sizes.lstm_t18_x), accumulate: false);
 
         // 180. lstm_t18_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t18_gates: lstm_t18_x + lstm_t18_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t17_h * capacity, batch * Sizes.lstm_t17_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), // lstm_t18_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t18_x * capacity, batch * Sizes.lstm_t18_x), // lstm_t18_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t17_h * capacity, batch * Sizes.lstm_t17_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 181. lstm_t18_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -1988,14 +1969,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 19, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t19_x * capacity, batch * Sizes.lstm_t19_x), accumulate: false);
 
         // 190. lstm_t19_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t19_gates: lstm_t19_x + lstm_t19_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t18_h * capacity, batch * Sizes.lstm_t18_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), // lstm_t19_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t19_x * capacity, batch * Sizes.lstm_t19_x), // lstm_t19_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t18_h * capacity, batch * Sizes.lstm_t18_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 191. lstm_t19_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -2063,14 +2043,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 20, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t20_x * capacity, batch * Sizes.lstm_t20_x), accumulate: false);
 
         // 200. lstm_t20_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t20_gates: lstm_t20_x + lstm_t20_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t19_h * capacity, batch * Sizes.lstm_t19_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), // lstm_t20_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t20_x * capacity, batch * Sizes.lstm_t20_x), // lstm_t20_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t19_h * capacity, batch * Sizes.lstm_t19_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 201. lstm_t20_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -2138,14 +2117,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 21, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t21_x * capacity, batch * Sizes.lstm_t21_x), accumulate: false);
 
         // 210. lstm_t21_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t21_gates: lstm_t21_x + lstm_t21_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t20_h * capacity, batch * Sizes.lstm_t20_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), // lstm_t21_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t21_x * capacity, batch * Sizes.lstm_t21_x), // lstm_t21_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t20_h * capacity, batch * Sizes.lstm_t20_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 211. lstm_t21_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -2213,14 +2191,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 22, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t22_x * capacity, batch * Sizes.lstm_t22_x), accumulate: false);
 
         // 220. lstm_t22_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t22_gates: lstm_t22_x + lstm_t22_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t21_h * capacity, batch * Sizes.lstm_t21_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), // lstm_t22_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t22_x * capacity, batch * Sizes.lstm_t22_x), // lstm_t22_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t21_h * capacity, batch * Sizes.lstm_t21_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 221. lstm_t22_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -2288,14 +2265,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 23, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t23_x * capacity, batch * Sizes.lstm_t23_x), accumulate: false);
 
         // 230. lstm_t23_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t23_gates: lstm_t23_x + lstm_t23_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t22_h * capacity, batch * Sizes.lstm_t22_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), // lstm_t23_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t23_x * capacity, batch * Sizes.lstm_t23_x), // lstm_t23_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t22_h * capacity, batch * Sizes.lstm_t22_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 231. lstm_t23_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -2363,14 +2339,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 24, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t24_x * capacity, batch * Sizes.lstm_t24_x), accumulate: false);
 
         // 240. lstm_t24_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t24_gates: lstm_t24_x + lstm_t24_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t23_h * capacity, batch * Sizes.lstm_t23_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), // lstm_t24_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t24_x * capacity, batch * Sizes.lstm_t24_x), // lstm_t24_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t23_h * capacity, batch * Sizes.lstm_t23_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 241. lstm_t24_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -2438,14 +2413,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 25, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t25_x * capacity, batch * Sizes.lstm_t25_x), accumulate: false);
 
         // 250. lstm_t25_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t25_gates: lstm_t25_x + lstm_t25_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t24_h * capacity, batch * Sizes.lstm_t24_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), // lstm_t25_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t25_x * capacity, batch * Sizes.lstm_t25_x), // lstm_t25_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t24_h * capacity, batch * Sizes.lstm_t24_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 251. lstm_t25_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -2513,14 +2487,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 26, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t26_x * capacity, batch * Sizes.lstm_t26_x), accumulate: false);
 
         // 260. lstm_t26_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t26_gates: lstm_t26_x + lstm_t26_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t25_h * capacity, batch * Sizes.lstm_t25_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), // lstm_t26_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t26_x * capacity, batch * Sizes.lstm_t26_x), // lstm_t26_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t25_h * capacity, batch * Sizes.lstm_t25_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 261. lstm_t26_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -2588,14 +2561,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 27, 512, activations.Slice(Layout.Training.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Training.lstm_t27_x * capacity, batch * Sizes.lstm_t27_x), accumulate: false);
 
         // 270. lstm_t27_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t27_gates: lstm_t27_x + lstm_t27_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t26_h * capacity, batch * Sizes.lstm_t26_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Training.lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), // lstm_t27_gates [B,512]
                 s1 = activations.Slice(Layout.Training.lstm_t27_x * capacity, batch * Sizes.lstm_t27_x), // lstm_t27_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Training.lstm_t26_h * capacity, batch * Sizes.lstm_t26_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Training.lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 271. lstm_t27_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -2746,14 +2718,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 27, 128, activations.Slice(Layout.Training.lstm_hidden_states * capacity, batch * Sizes.lstm_hidden_states), activations.Slice(Layout.Training.@select * capacity, batch * Sizes.@select), accumulate: false);
 
         // 308. fc: [B,128]·[10,128]ᵀ → [B,10]; then fc bias: [B,10] + fc.bias
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.@select * capacity, batch * Sizes.@select), parameters.Slice(Layout.fc_weight, Layout.fc_weight_length), output, accumulate: false);
         {
             var loop = new FusedLoop9
             {
                 s0 = output, // output [B,10]
                 s1 = parameters.Slice(Layout.fc_bias, Layout.fc_bias_length), // fc.bias [10]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 10, 10);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Training.@select * capacity, batch * Sizes.@select), parameters.Slice(Layout.fc_weight, Layout.fc_weight_length), output, accumulate: false, ref loop, period: 10);
         }
     }
 
@@ -5642,7 +5613,6 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 1. lstm_input_projection: [B,28,28]·[512,28]ᵀ → [B,28,512]; then lstm bias: [B,28,512] + lstm.bias_ih_l0; lstm bias: [B,28,512] + lstm.bias_hh_l0
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch * 28, 512, 28, input, parameters.Slice(Layout.lstm_weight_ih_l0, Layout.lstm_weight_ih_l0_length), activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: false);
         {
             var loop = new FusedLoop1
             {
@@ -5650,7 +5620,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
                 s1 = parameters.Slice(Layout.lstm_bias_ih_l0, Layout.lstm_bias_ih_l0_length), // lstm.bias_ih_l0 [512]
                 s2 = parameters.Slice(Layout.lstm_bias_hh_l0, Layout.lstm_bias_hh_l0_length), // lstm.bias_hh_l0 [512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 14336, 512);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch * 28, 512, 28, input, parameters.Slice(Layout.lstm_weight_ih_l0, Layout.lstm_weight_ih_l0_length), activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), accumulate: false, ref loop, period: 512);
         }
 
         // 2. lstm_t0_x: dim 1 [0, 1) of [B,28,512] → [B,512]
@@ -5702,14 +5672,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 1, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t1_x * capacity, batch * Sizes.lstm_t1_x), accumulate: false);
 
         // 10. lstm_t1_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t1_gates: lstm_t1_x + lstm_t1_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t0_h * capacity, batch * Sizes.lstm_t0_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), // lstm_t1_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t1_x * capacity, batch * Sizes.lstm_t1_x), // lstm_t1_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t0_h * capacity, batch * Sizes.lstm_t0_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t1_gates * capacity, batch * Sizes.lstm_t1_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 11. lstm_t1_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -5775,14 +5744,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 2, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t2_x * capacity, batch * Sizes.lstm_t2_x), accumulate: false);
 
         // 20. lstm_t2_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t2_gates: lstm_t2_x + lstm_t2_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t1_h * capacity, batch * Sizes.lstm_t1_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), // lstm_t2_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t2_x * capacity, batch * Sizes.lstm_t2_x), // lstm_t2_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t1_h * capacity, batch * Sizes.lstm_t1_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t2_gates * capacity, batch * Sizes.lstm_t2_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 21. lstm_t2_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -5848,14 +5816,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 3, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t3_x * capacity, batch * Sizes.lstm_t3_x), accumulate: false);
 
         // 30. lstm_t3_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t3_gates: lstm_t3_x + lstm_t3_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t2_h * capacity, batch * Sizes.lstm_t2_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), // lstm_t3_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t3_x * capacity, batch * Sizes.lstm_t3_x), // lstm_t3_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t2_h * capacity, batch * Sizes.lstm_t2_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t3_gates * capacity, batch * Sizes.lstm_t3_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 31. lstm_t3_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -5921,14 +5888,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 4, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t4_x * capacity, batch * Sizes.lstm_t4_x), accumulate: false);
 
         // 40. lstm_t4_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t4_gates: lstm_t4_x + lstm_t4_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t3_h * capacity, batch * Sizes.lstm_t3_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), // lstm_t4_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t4_x * capacity, batch * Sizes.lstm_t4_x), // lstm_t4_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t3_h * capacity, batch * Sizes.lstm_t3_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t4_gates * capacity, batch * Sizes.lstm_t4_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 41. lstm_t4_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -5994,14 +5960,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 5, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t5_x * capacity, batch * Sizes.lstm_t5_x), accumulate: false);
 
         // 50. lstm_t5_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t5_gates: lstm_t5_x + lstm_t5_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t4_h * capacity, batch * Sizes.lstm_t4_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), // lstm_t5_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t5_x * capacity, batch * Sizes.lstm_t5_x), // lstm_t5_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t4_h * capacity, batch * Sizes.lstm_t4_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t5_gates * capacity, batch * Sizes.lstm_t5_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 51. lstm_t5_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6067,14 +6032,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 6, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t6_x * capacity, batch * Sizes.lstm_t6_x), accumulate: false);
 
         // 60. lstm_t6_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t6_gates: lstm_t6_x + lstm_t6_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t5_h * capacity, batch * Sizes.lstm_t5_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), // lstm_t6_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t6_x * capacity, batch * Sizes.lstm_t6_x), // lstm_t6_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t5_h * capacity, batch * Sizes.lstm_t5_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t6_gates * capacity, batch * Sizes.lstm_t6_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 61. lstm_t6_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6140,14 +6104,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 7, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t7_x * capacity, batch * Sizes.lstm_t7_x), accumulate: false);
 
         // 70. lstm_t7_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t7_gates: lstm_t7_x + lstm_t7_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t6_h * capacity, batch * Sizes.lstm_t6_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), // lstm_t7_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t7_x * capacity, batch * Sizes.lstm_t7_x), // lstm_t7_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t6_h * capacity, batch * Sizes.lstm_t6_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t7_gates * capacity, batch * Sizes.lstm_t7_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 71. lstm_t7_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6213,14 +6176,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 8, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t8_x * capacity, batch * Sizes.lstm_t8_x), accumulate: false);
 
         // 80. lstm_t8_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t8_gates: lstm_t8_x + lstm_t8_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t7_h * capacity, batch * Sizes.lstm_t7_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), // lstm_t8_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t8_x * capacity, batch * Sizes.lstm_t8_x), // lstm_t8_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t7_h * capacity, batch * Sizes.lstm_t7_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t8_gates * capacity, batch * Sizes.lstm_t8_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 81. lstm_t8_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6286,14 +6248,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 9, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t9_x * capacity, batch * Sizes.lstm_t9_x), accumulate: false);
 
         // 90. lstm_t9_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t9_gates: lstm_t9_x + lstm_t9_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t8_h * capacity, batch * Sizes.lstm_t8_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), // lstm_t9_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t9_x * capacity, batch * Sizes.lstm_t9_x), // lstm_t9_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t8_h * capacity, batch * Sizes.lstm_t8_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t9_gates * capacity, batch * Sizes.lstm_t9_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 91. lstm_t9_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6359,14 +6320,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 10, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t10_x * capacity, batch * Sizes.lstm_t10_x), accumulate: false);
 
         // 100. lstm_t10_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t10_gates: lstm_t10_x + lstm_t10_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t9_h * capacity, batch * Sizes.lstm_t9_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), // lstm_t10_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t10_x * capacity, batch * Sizes.lstm_t10_x), // lstm_t10_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t9_h * capacity, batch * Sizes.lstm_t9_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t10_gates * capacity, batch * Sizes.lstm_t10_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 101. lstm_t10_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6432,14 +6392,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 11, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t11_x * capacity, batch * Sizes.lstm_t11_x), accumulate: false);
 
         // 110. lstm_t11_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t11_gates: lstm_t11_x + lstm_t11_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t10_h * capacity, batch * Sizes.lstm_t10_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), // lstm_t11_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t11_x * capacity, batch * Sizes.lstm_t11_x), // lstm_t11_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t10_h * capacity, batch * Sizes.lstm_t10_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t11_gates * capacity, batch * Sizes.lstm_t11_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 111. lstm_t11_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6505,14 +6464,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 12, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t12_x * capacity, batch * Sizes.lstm_t12_x), accumulate: false);
 
         // 120. lstm_t12_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t12_gates: lstm_t12_x + lstm_t12_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t11_h * capacity, batch * Sizes.lstm_t11_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), // lstm_t12_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t12_x * capacity, batch * Sizes.lstm_t12_x), // lstm_t12_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t11_h * capacity, batch * Sizes.lstm_t11_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t12_gates * capacity, batch * Sizes.lstm_t12_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 121. lstm_t12_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6578,14 +6536,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 13, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t13_x * capacity, batch * Sizes.lstm_t13_x), accumulate: false);
 
         // 130. lstm_t13_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t13_gates: lstm_t13_x + lstm_t13_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t12_h * capacity, batch * Sizes.lstm_t12_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), // lstm_t13_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t13_x * capacity, batch * Sizes.lstm_t13_x), // lstm_t13_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t12_h * capacity, batch * Sizes.lstm_t12_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t13_gates * capacity, batch * Sizes.lstm_t13_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 131. lstm_t13_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6651,14 +6608,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 14, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t14_x * capacity, batch * Sizes.lstm_t14_x), accumulate: false);
 
         // 140. lstm_t14_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t14_gates: lstm_t14_x + lstm_t14_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t13_h * capacity, batch * Sizes.lstm_t13_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), // lstm_t14_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t14_x * capacity, batch * Sizes.lstm_t14_x), // lstm_t14_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t13_h * capacity, batch * Sizes.lstm_t13_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t14_gates * capacity, batch * Sizes.lstm_t14_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 141. lstm_t14_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6724,14 +6680,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 15, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t15_x * capacity, batch * Sizes.lstm_t15_x), accumulate: false);
 
         // 150. lstm_t15_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t15_gates: lstm_t15_x + lstm_t15_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t14_h * capacity, batch * Sizes.lstm_t14_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), // lstm_t15_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t15_x * capacity, batch * Sizes.lstm_t15_x), // lstm_t15_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t14_h * capacity, batch * Sizes.lstm_t14_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t15_gates * capacity, batch * Sizes.lstm_t15_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 151. lstm_t15_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6797,14 +6752,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 16, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t16_x * capacity, batch * Sizes.lstm_t16_x), accumulate: false);
 
         // 160. lstm_t16_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t16_gates: lstm_t16_x + lstm_t16_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t15_h * capacity, batch * Sizes.lstm_t15_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), // lstm_t16_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t16_x * capacity, batch * Sizes.lstm_t16_x), // lstm_t16_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t15_h * capacity, batch * Sizes.lstm_t15_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t16_gates * capacity, batch * Sizes.lstm_t16_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 161. lstm_t16_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6870,14 +6824,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 17, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t17_x * capacity, batch * Sizes.lstm_t17_x), accumulate: false);
 
         // 170. lstm_t17_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t17_gates: lstm_t17_x + lstm_t17_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t16_h * capacity, batch * Sizes.lstm_t16_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), // lstm_t17_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t17_x * capacity, batch * Sizes.lstm_t17_x), // lstm_t17_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t16_h * capacity, batch * Sizes.lstm_t16_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t17_gates * capacity, batch * Sizes.lstm_t17_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 171. lstm_t17_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -6943,14 +6896,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 18, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t18_x * capacity, batch * Sizes.lstm_t18_x), accumulate: false);
 
         // 180. lstm_t18_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t18_gates: lstm_t18_x + lstm_t18_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t17_h * capacity, batch * Sizes.lstm_t17_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), // lstm_t18_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t18_x * capacity, batch * Sizes.lstm_t18_x), // lstm_t18_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t17_h * capacity, batch * Sizes.lstm_t17_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t18_gates * capacity, batch * Sizes.lstm_t18_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 181. lstm_t18_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -7016,14 +6968,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 19, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t19_x * capacity, batch * Sizes.lstm_t19_x), accumulate: false);
 
         // 190. lstm_t19_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t19_gates: lstm_t19_x + lstm_t19_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t18_h * capacity, batch * Sizes.lstm_t18_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), // lstm_t19_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t19_x * capacity, batch * Sizes.lstm_t19_x), // lstm_t19_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t18_h * capacity, batch * Sizes.lstm_t18_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t19_gates * capacity, batch * Sizes.lstm_t19_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 191. lstm_t19_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -7089,14 +7040,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 20, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t20_x * capacity, batch * Sizes.lstm_t20_x), accumulate: false);
 
         // 200. lstm_t20_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t20_gates: lstm_t20_x + lstm_t20_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t19_h * capacity, batch * Sizes.lstm_t19_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), // lstm_t20_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t20_x * capacity, batch * Sizes.lstm_t20_x), // lstm_t20_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t19_h * capacity, batch * Sizes.lstm_t19_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t20_gates * capacity, batch * Sizes.lstm_t20_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 201. lstm_t20_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -7162,14 +7112,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 21, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t21_x * capacity, batch * Sizes.lstm_t21_x), accumulate: false);
 
         // 210. lstm_t21_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t21_gates: lstm_t21_x + lstm_t21_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t20_h * capacity, batch * Sizes.lstm_t20_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), // lstm_t21_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t21_x * capacity, batch * Sizes.lstm_t21_x), // lstm_t21_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t20_h * capacity, batch * Sizes.lstm_t20_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t21_gates * capacity, batch * Sizes.lstm_t21_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 211. lstm_t21_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -7235,14 +7184,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 22, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t22_x * capacity, batch * Sizes.lstm_t22_x), accumulate: false);
 
         // 220. lstm_t22_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t22_gates: lstm_t22_x + lstm_t22_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t21_h * capacity, batch * Sizes.lstm_t21_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), // lstm_t22_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t22_x * capacity, batch * Sizes.lstm_t22_x), // lstm_t22_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t21_h * capacity, batch * Sizes.lstm_t21_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t22_gates * capacity, batch * Sizes.lstm_t22_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 221. lstm_t22_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -7308,14 +7256,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 23, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t23_x * capacity, batch * Sizes.lstm_t23_x), accumulate: false);
 
         // 230. lstm_t23_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t23_gates: lstm_t23_x + lstm_t23_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t22_h * capacity, batch * Sizes.lstm_t22_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), // lstm_t23_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t23_x * capacity, batch * Sizes.lstm_t23_x), // lstm_t23_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t22_h * capacity, batch * Sizes.lstm_t22_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t23_gates * capacity, batch * Sizes.lstm_t23_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 231. lstm_t23_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -7381,14 +7328,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 24, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t24_x * capacity, batch * Sizes.lstm_t24_x), accumulate: false);
 
         // 240. lstm_t24_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t24_gates: lstm_t24_x + lstm_t24_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t23_h * capacity, batch * Sizes.lstm_t23_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), // lstm_t24_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t24_x * capacity, batch * Sizes.lstm_t24_x), // lstm_t24_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t23_h * capacity, batch * Sizes.lstm_t23_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t24_gates * capacity, batch * Sizes.lstm_t24_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 241. lstm_t24_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -7454,14 +7400,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 25, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t25_x * capacity, batch * Sizes.lstm_t25_x), accumulate: false);
 
         // 250. lstm_t25_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t25_gates: lstm_t25_x + lstm_t25_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t24_h * capacity, batch * Sizes.lstm_t24_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), // lstm_t25_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t25_x * capacity, batch * Sizes.lstm_t25_x), // lstm_t25_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t24_h * capacity, batch * Sizes.lstm_t24_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t25_gates * capacity, batch * Sizes.lstm_t25_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 251. lstm_t25_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -7527,14 +7472,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 26, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t26_x * capacity, batch * Sizes.lstm_t26_x), accumulate: false);
 
         // 260. lstm_t26_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t26_gates: lstm_t26_x + lstm_t26_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t25_h * capacity, batch * Sizes.lstm_t25_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), // lstm_t26_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t26_x * capacity, batch * Sizes.lstm_t26_x), // lstm_t26_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t25_h * capacity, batch * Sizes.lstm_t25_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t26_gates * capacity, batch * Sizes.lstm_t26_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 261. lstm_t26_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -7600,14 +7544,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 27, 512, activations.Slice(Layout.Inference.lstm_hidden_bias * capacity, batch * Sizes.lstm_hidden_bias), activations.Slice(Layout.Inference.lstm_t27_x * capacity, batch * Sizes.lstm_t27_x), accumulate: false);
 
         // 270. lstm_t27_hh: [B,128]·[512,128]ᵀ → [B,512]; then lstm_t27_gates: lstm_t27_x + lstm_t27_hh [B,512]
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t26_h * capacity, batch * Sizes.lstm_t26_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), accumulate: false);
         {
             var loop = new FusedLoop5
             {
                 s0 = activations.Slice(Layout.Inference.lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), // lstm_t27_gates [B,512]
                 s1 = activations.Slice(Layout.Inference.lstm_t27_x * capacity, batch * Sizes.lstm_t27_x), // lstm_t27_x [B,512]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 512, 64);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 512, 128, activations.Slice(Layout.Inference.lstm_t26_h * capacity, batch * Sizes.lstm_t26_h), parameters.Slice(Layout.lstm_weight_hh_l0, Layout.lstm_weight_hh_l0_length), activations.Slice(Layout.Inference.lstm_t27_gates * capacity, batch * Sizes.lstm_t27_gates), accumulate: false, ref loop, period: 64);
         }
 
         // 271. lstm_t27_i_pre: dim 1 [0, 128) of [B,512] → [B,128]
@@ -7756,14 +7699,13 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         global::NetDsl.Runtime.Cpu.Rows.CopyFromSlice(batch, 1, 28, 27, 128, activations.Slice(Layout.Inference.lstm_hidden_states * capacity, batch * Sizes.lstm_hidden_states), activations.Slice(Layout.Inference.@select * capacity, batch * Sizes.@select), accumulate: false);
 
         // 308. fc: [B,128]·[10,128]ᵀ → [B,10]; then fc bias: [B,10] + fc.bias
-        global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.@select * capacity, batch * Sizes.@select), parameters.Slice(Layout.fc_weight, Layout.fc_weight_length), output, accumulate: false);
         {
             var loop = new FusedLoop9
             {
                 s0 = output, // output [B,10]
                 s1 = parameters.Slice(Layout.fc_bias, Layout.fc_bias_length), // fc.bias [10]
             };
-            global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref loop, batch * 10, 10);
+            global::NetDsl.Runtime.Cpu.Gemm.Multiply(false, true, batch, 10, 128, activations.Slice(Layout.Inference.@select * capacity, batch * Sizes.@select), parameters.Slice(Layout.fc_weight, Layout.fc_weight_length), output, accumulate: false, ref loop, period: 10);
         }
     }
 

@@ -130,6 +130,65 @@ public class KernelTests
     }
 
     /// <summary>
+    /// A product with an epilogue (bias and ReLU, as a Linear layer's forward) equals the product followed by the
+    /// epilogue over all of C, bit for bit, whether it splits by rows (each worker running the epilogue on its own
+    /// rows) or not; the epilogue sees every element once, in chunks that start on its period.
+    /// </summary>
+    [Theory]
+    [InlineData(false, true, 256, 256, 784, 256, false, true)]
+    [InlineData(false, true, 64, 256, 784, 256, false, false)]   // fewer rows than columns: multiply, then the epilogue
+    [InlineData(false, false, 300, 40, 96, 64, true, true)]      // a period that is not a whole number of rows
+    [InlineData(true, false, 200, 30, 256, 30, false, true)]     // A stored transposed
+    [InlineData(false, true, 256, 10, 128, 10, false, false)]    // small: one thread
+    public unsafe void GemmEpilogueMatchesMultiplyThenEpilogue(bool ta, bool tb, int m, int n, int k, int period, bool accumulate, bool splits)
+    {
+        var a = Numerics.Uniform<float>(m * k, 1);
+        var b = Numerics.Uniform<float>(k * n, 2);
+        var bias = Numerics.Uniform<float>(n, 3);
+        var expected = Numerics.Uniform<float>(m * n, 4);
+        var actual = (float[])expected.Clone();
+        Gemm.Multiply<float>(ta, tb, m, n, k, a, b, expected, accumulate);
+        var seen = new int[m * n];
+        var misaligned = new int[1];
+        var after = new BiasRelu { C = expected, Bias = bias, Seen = new int[m * n], Misaligned = new int[1], Period = period };
+        after.Run(0, m * n);
+
+        var epilogue = new BiasRelu { C = actual, Bias = bias, Seen = seen, Misaligned = misaligned, Period = period };
+        Gemm.Multiply<float, BiasRelu>(ta, tb, m, n, k, a, b, actual, accumulate, ref epilogue, period);
+        for (int i = 0; i < m * n; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                $"element {i} is {actual[i]:R}; the product and then the epilogue give {expected[i]:R}");
+        Assert.All(seen, count => Assert.Equal(1, count));
+        Assert.Equal(0, misaligned[0]);
+
+        // Whether the split by rows was taken: it needs a second worker.
+        var again = new BiasRelu { C = actual, Bias = bias, Seen = new int[m * n], Misaligned = misaligned, Period = period };
+        fixed (float* pa = a, pb = b, pc = actual)
+            Assert.Equal(splits && CpuWorkers.Count > 1, Sgemm.MultiplyByRows(ta, tb, m, n, k, pa, pb, pc, accumulate: false, ref again, period));
+    }
+
+    /// <summary>C = max(C + bias[column], 0), counting the elements each call touches and chunks off the period.</summary>
+    private ref struct BiasRelu : IElementwise
+    {
+        public Span<float> C;
+        public ReadOnlySpan<float> Bias;
+        public Span<int> Seen;
+        public Span<int> Misaligned;
+        public int Period;
+
+        public void Run(int start, int end)
+        {
+            if (start % Period != 0 || end % Period != 0 && end != C.Length)
+                System.Threading.Interlocked.Increment(ref Misaligned[0]);
+            for (int i = start; i < end; i++)
+            {
+                C[i] = MathF.Max(C[i] + Bias[i % Bias.Length], 0f);
+                Seen[i]++;
+            }
+        }
+    }
+
+    /// <summary>
     /// The convolution weight gradient against a naive sum, in float on both of its split schemes: by column rows
     /// (3 channels × 3 × 3 = 27 rows) and, for a first layer's 9 rows, by fixed blocks of samples (20 samples: two
     /// blocks of 8 and one of 4), overwriting and accumulating.

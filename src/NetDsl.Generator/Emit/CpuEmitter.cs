@@ -65,16 +65,22 @@ internal sealed class CpuEmitter
             case GemmStep g:
                 if (g.BiasGrad >= 0)
                     _w.Line($"global::NetDsl.Runtime.Cpu.Rows.SumToChannels({Size(g.K)}, {Size(g.M)}, 1, {Read(g.A)}, {Write(g.BiasGrad)}, accumulate: {Bool(g.BiasGradAccumulate)});");
-                _w.Line($"global::NetDsl.Runtime.Cpu.Gemm.Multiply({Bool(g.TransA)}, {Bool(g.TransB)}, {Size(g.M)}, {Size(g.N)}, {Size(g.K)}, "
-                    + $"{Read(g.A)}, {Read(g.B)}, {Write(g.AccumulatorTarget)}, accumulate: {Bool(g.Accumulate)});");
-                if (g.Epilogue is not null)
                 {
+                    string gemm = $"global::NetDsl.Runtime.Cpu.Gemm.Multiply({Bool(g.TransA)}, {Bool(g.TransB)}, {Size(g.M)}, {Size(g.N)}, {Size(g.K)}, "
+                        + $"{Read(g.A)}, {Read(g.B)}, {Write(g.AccumulatorTarget)}, accumulate: {Bool(g.Accumulate)}";
+                    if (g.Epilogue is null)
+                    {
+                        _w.Line(gemm + ");");
+                        break;
+                    }
+                    // The epilogue (bias, activation) runs inside the product: by the worker that computed each
+                    // block of rows, or over C right after it.
                     _w.Open();
                     string loop = NewLoop(g.Epilogue, g.AccumulatorTarget, out int period);
-                    _w.Line($"global::NetDsl.Runtime.Cpu.CpuWorkers.ForEach(ref {loop}, batch * {Invariant.Format(g.M.Value * g.N.Value)}, {Invariant.Format(period)});");
+                    _w.Line($"{gemm}, ref {loop}, period: {Invariant.Format(period)});");
                     _w.Close();
+                    break;
                 }
-                break;
             case ConvStep c:
                 {
                     string window = Window(c.Geometry);

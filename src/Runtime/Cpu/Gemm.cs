@@ -36,6 +36,28 @@ public static class Gemm
         else MultiplyTT(m, n, k, a, b, c);
     }
 
+    /// <summary>
+    /// Computes <c>C (+)= op(A)·op(B)</c>, then runs <paramref name="epilogue"/> (a fused elementwise loop over C's
+    /// elements, chunks a multiple of <paramref name="period"/>): a Linear layer's bias and activation. Large
+    /// products with at least as many rows as columns split by rows, and each worker runs the epilogue on its own
+    /// rows while they are in cache, saving a second parallel region and a pass over C.
+    /// </summary>
+    public static unsafe void Multiply<T, TEpilogue>(bool transA, bool transB, int m, int n, int k,
+        ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate, ref TEpilogue epilogue, int period)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where TEpilogue : IElementwise, allows ref struct
+    {
+        if (m == 0 || n == 0) return;
+        if (typeof(T) == typeof(float) && Sgemm.IsAccelerated && a.Length >= (long)m * k && b.Length >= (long)k * n && c.Length >= (long)m * n)
+        {
+            fixed (T* pa = a, pb = b, pc = c)
+                if (Sgemm.MultiplyByRows(transA, transB, m, n, k, (float*)pa, (float*)pb, (float*)pc, accumulate, ref epilogue, period))
+                    return;
+        }
+        Multiply(transA, transB, m, n, k, a, b, c, accumulate);
+        CpuWorkers.ForEach(ref epilogue, m * n, period);
+    }
+
     // C[i,:] += A[i,p] * B[p,:]
     private static void MultiplyNN<T>(int m, int n, int k, ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c)
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -63,6 +63,12 @@ public static unsafe class Sgemm
     /// <paramref name="ldb"/> and <paramref name="ldc"/> elements apart (sub-blocks of larger matrices).
     /// </summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+        => Multiply(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, CpuWorkers.Count > 1 && WorthSplitting(m, n, k));
+
+    /// <summary>Large products, and large weight matrices read by few rows (memory-bound: each core then streams half).</summary>
+    private static bool WorthSplitting(int m, int n, int k) => (long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 16;
+
+    private static void Multiply(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool parallel)
     {
         if (m <= 0 || n <= 0) return;
         if (k <= 0)
@@ -72,8 +78,6 @@ public static unsafe class Sgemm
             return;
         }
         var job = new Job(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-        // Large products, and large weight matrices read by few rows (memory-bound: each core then streams half).
-        bool parallel = CpuWorkers.Count > 1 && ((long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 16);
         // Narrow C (an output layer's few classes) runs transposed through the direct path at any size (split
         // over the workers when large): 32-column micro-panels would be mostly padding.
         bool narrow = n < 16 && m > n;
@@ -93,6 +97,52 @@ public static unsafe class Sgemm
             if (parallel) CpuWorkers.Run(ref job, &PackedSlice, n);
             else PackedSlice(ref job, 0, n);
         }
+    }
+
+    /// <summary>
+    /// <c>C (+)= op(A)·op(B)</c> on contiguous row-major matrices, then <paramref name="epilogue"/> over C's elements
+    /// (a Linear layer's bias and activation), each worker running it on the rows it has just computed while they
+    /// are in cache, in chunks of whole rows that are multiples of <paramref name="period"/> elements. Returns
+    /// false, having done nothing, where splitting by rows does not pay: products small enough for one thread,
+    /// and those with fewer rows than columns, where each worker would pack more of B than it saves of A; the
+    /// caller then multiplies and runs the epilogue itself. Every row comes out as the unsplit product computes it.
+    /// </summary>
+    public static bool MultiplyByRows<TEpilogue>(bool transA, bool transB, int m, int n, int k, float* a, float* b, float* c,
+        bool accumulate, ref TEpilogue epilogue, int period)
+        where TEpilogue : IElementwise, allows ref struct
+    {
+        int count = CpuWorkers.Count;
+        if (count < 2 || m < n || k <= 0 || period <= 0 || !WorthSplitting(m, n, k)) return false;
+        // Chunks of whole rows, a multiple of the epilogue's period, and at least DotRowsLimit rows each (fewer
+        // would take the dot-product path, whose sums run in another order).
+        long periodRows = period / Gcd(period, n);
+        long align = (DotRowsLimit + periodRows - 1) / periodRows * periodRows;
+        if (m <= 2 * count * align) return false;
+        var job = new RowsJob(new Job(transA, transB, m, n, k, a, transA ? m : k, b, transB ? k : n, c, n, accumulate), Unsafe.AsPointer(ref epilogue));
+        CpuWorkers.Run(ref job, &RowsThen<TEpilogue>, m, (int)align);
+        return true;
+    }
+
+    private static int Gcd(int x, int y)
+    {
+        while (y != 0) (x, y) = (y, x % y);
+        return x;
+    }
+
+    /// <summary>A product split by rows of C, and the epilogue its workers run on their rows.</summary>
+    private readonly struct RowsJob(Job job, void* epilogue)
+    {
+        public readonly Job Job = job;
+        public readonly void* Epilogue = epilogue;
+    }
+
+    private static void RowsThen<TEpilogue>(ref RowsJob rows, int r0, int r1)
+        where TEpilogue : IElementwise, allows ref struct
+    {
+        ref readonly Job job = ref rows.Job;
+        float* a = job.A + (job.TransA ? r0 : (long)r0 * job.Lda);
+        Multiply(job.TransA, job.TransB, r1 - r0, job.N, job.K, a, job.Lda, job.B, job.Ldb, job.C + (long)r0 * job.Ldc, job.Ldc, job.Accumulate, parallel: false);
+        Unsafe.AsRef<TEpilogue>(rows.Epilogue).Run(r0 * job.N, r1 * job.N);
     }
 
     /// <summary>Products up to this many multiply-adds may skip packing A (see <see cref="Direct"/>).</summary>
