@@ -43,6 +43,9 @@ public class KernelTests
     [InlineData(false, true, 64, 200, 300)]
     [InlineData(true, false, 256, 130, 40)]
     [InlineData(false, false, 64, 196, 288)]
+    [InlineData(false, false, 300, 70, 300)]    // 12-row panels of row-major A, packed 8 + 4 rows at a time
+    [InlineData(false, true, 1000, 40, 300)]    // ... with a last panel of 4 rows
+    [InlineData(false, false, 1002, 40, 300)]   // ... and of 6
     public void GemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);

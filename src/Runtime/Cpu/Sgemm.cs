@@ -238,11 +238,19 @@ public static unsafe class Sgemm
             }
             else
             {
-                // A is stored [M, K]: rows become panel columns, eight rows at a time through 8×8 transposes.
+                // A is stored [M, K]: rows become panel columns, eight rows at a time through 8×8 transposes (and
+                // a 12-row panel's last four through 4×4 ones).
                 int r = 0;
                 if (Transpose.IsSupported)
+                {
                     for (; r + 8 <= rows; r += 8)
                         Transpose.Rows(job.A + (long)(ic + i + r) * lda + pc, lda, kc, panel + r, mr);
+                    if (r + 4 <= rows)
+                    {
+                        Transpose.Rows4(job.A + (long)(ic + i + r) * lda + pc, lda, kc, panel + r, mr);
+                        r += 4;
+                    }
+                }
                 for (; r < mr; r++)
                 {
                     if (r < rows)

@@ -32,6 +32,37 @@ internal static unsafe class Transpose
         }
     }
 
+    /// <summary>
+    /// <see cref="Rows"/> for 4 source rows (the last third of a 12-row panel), through 4×4 transposes:
+    /// <c>panel[p·panelStride + r] = src[r·stride + p]</c> for r &lt; 4.
+    /// </summary>
+    public static void Rows4(float* src, int stride, int count, float* panel, int panelStride)
+    {
+        int p = 0;
+        for (; p + 4 <= count; p += 4)
+        {
+            float* s = src + p;
+            var r0 = Sse.LoadVector128(s);
+            var r1 = Sse.LoadVector128(s + stride);
+            var r2 = Sse.LoadVector128(s + 2 * stride);
+            var r3 = Sse.LoadVector128(s + 3 * stride);
+            var t0 = Sse.UnpackLow(r0, r1);   // a0 b0 a1 b1
+            var t1 = Sse.UnpackHigh(r0, r1);  // a2 b2 a3 b3
+            var t2 = Sse.UnpackLow(r2, r3);   // c0 d0 c1 d1
+            var t3 = Sse.UnpackHigh(r2, r3);  // c2 d2 c3 d3
+            float* d = panel + p * panelStride;
+            Sse.Store(d, Sse.MoveLowToHigh(t0, t2));
+            Sse.Store(d + panelStride, Sse.MoveHighToLow(t2, t0));
+            Sse.Store(d + 2 * panelStride, Sse.MoveLowToHigh(t1, t3));
+            Sse.Store(d + 3 * panelStride, Sse.MoveHighToLow(t3, t1));
+        }
+        for (; p < count; p++)
+        {
+            float* d = panel + p * panelStride;
+            for (int r = 0; r < 4; r++) d[r] = src[(long)r * stride + p];
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Block8x8(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2, Vector256<float> r3,
         Vector256<float> r4, Vector256<float> r5, Vector256<float> r6, Vector256<float> r7, float* dst, int stride)
