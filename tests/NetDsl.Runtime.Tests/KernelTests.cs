@@ -14,6 +14,8 @@ public class KernelTests
     [InlineData(true, false, 7, 9, 5)]
     [InlineData(true, true, 7, 9, 5)]
     [InlineData(false, true, 1, 33, 70)]
+    [InlineData(false, true, 1, 64, 8)]     // dot products eight outputs at a time, K of one 256-bit vector
+    [InlineData(false, true, 3, 20, 5)]     // ... and K below a vector
     [InlineData(true, false, 65, 17, 3)]
     [InlineData(false, false, 157, 70, 300)]
     [InlineData(false, true, 157, 70, 300)]

@@ -643,8 +643,9 @@ public static unsafe class Sgemm
         {
             float* ai = job.A + (long)i * lda;
             int j = n0;
-            if (k >= 16)
-                for (; j + 8 <= n1; j += 8) DotRow<Eight>(k, ai, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, job.Accumulate);
+            // Eight outputs per call at any depth (a control policy's first layer has K = 8): one reduction tree
+            // for eight sums, the same arithmetic per output as four at a time.
+            for (; j + 8 <= n1; j += 8) DotRow<Eight>(k, ai, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, job.Accumulate);
             for (; j + 4 <= n1; j += 4) DotRow<Four>(k, ai, job.B + (long)j * ldb, ldb, job.C + (long)i * ldc + j, job.Accumulate);
             for (; j < n1; j++) Set(job.C + (long)i * ldc + j, Dot(k, ai, job.B + (long)j * ldb), job.Accumulate);
         }
