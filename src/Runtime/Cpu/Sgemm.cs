@@ -65,8 +65,11 @@ public static unsafe class Sgemm
     public static void Multiply(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
         => Multiply(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, CpuWorkers.Count > 1 && WorthSplitting(m, n, k));
 
-    /// <summary>Large products, and large weight matrices read by few rows (memory-bound: each core then streams half).</summary>
-    private static bool WorthSplitting(int m, int n, int k) => (long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 16;
+    /// <summary>
+    /// Large products, and weight matrices of at least 128 KiB read by few rows (memory-bound: each core then streams
+    /// half, and keeps its half in its own L2 from call to call).
+    /// </summary>
+    private static bool WorthSplitting(int m, int n, int k) => (long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 15;
 
     private static void Multiply(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool parallel)
     {
