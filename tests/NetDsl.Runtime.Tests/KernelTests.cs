@@ -250,6 +250,16 @@ public class KernelTests
             double s = 1 / (1 + Math.Exp(-xf));
             if (s > 1e-30) worstSigmoid = Math.Max(worstSigmoid, Math.Abs(Lanes.Sigmoid(x)[0] - s) / s);
         }
+        // Small arguments, log-spaced from 1e-30 to 10 with both signs: tanh's e^(2|x|) − 1 must not cancel there.
+        for (int i = 0; i <= 20000; i++)
+        {
+            double magnitude = Math.Pow(10, -30 + 31.0 * i / 20000);
+            foreach (double v in (double[])[magnitude, -magnitude])
+            {
+                double xf = (float)v, t = Math.Tanh(xf);
+                worstTanh = Math.Max(worstTanh, Math.Abs(Lanes.Tanh(new System.Numerics.Vector<float>((float)v))[0] - t) / Math.Abs(t));
+            }
+        }
         Assert.True(worstExp < 3e-7, $"exp: worst relative error {worstExp:E2}, expected below 3e-7");
         Assert.True(worstTanh < 3e-7, $"tanh: worst relative error {worstTanh:E2}, expected below 3e-7");
         Assert.True(worstSigmoid < 3e-7, $"sigmoid: worst relative error {worstSigmoid:E2}, expected below 3e-7");

@@ -59,30 +59,20 @@ public static class Lanes
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<double> Sigmoid(Vector<double> x) => Vector<double>.One / (Vector<double>.One + Vector.Exp(-x));
 
-    // tanh's Maclaurin coefficients, x³ … x¹⁵: below |x| = 0.55 the series is accurate to ~5e-8 relative.
-    private const float T3 = -1f / 3f, T5 = 2f / 15f, T7 = -17f / 315f, T9 = 62f / 2835f, T11 = -1382f / 155925f,
-        T13 = 21844f / 6081075f, T15 = -929569f / 638512875f;
-
     /// <summary>
-    /// tanh to about 1e-7 relative: <c>1 − 2/(exp(2|x|) + 1)</c> with the sign restored, and the odd Maclaurin
-    /// series below |x| = 0.55, where that form would cancel.
+    /// tanh to about 2.4e-7 relative: <c>t / (t + 2)</c> with <c>t = e^(2|x|) − 1</c>, and the sign restored.
+    /// <c>e^y − 1</c> is computed without cancellation as <c>2^n·q + (2^n − 1)</c>, where <c>q = e^f − 1</c> is a
+    /// polynomial with no constant term (f = y − n·ln 2), so small arguments keep their relative accuracy without a
+    /// separate series, and one exponential and one division serve the whole range (2|x| is clamped at 40, where
+    /// the quotient is 1 in float).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<float> Tanh(Vector<float> x)
     {
-        var one = Vector<float>.One;
-        var ax = Vector.Abs(x);
-        // NaN lanes are restored at the end, so the exponential need not keep them.
-        var big = one - new Vector<float>(2f) / (ExpOfNumber(Vector.MinNative(ax + ax, new Vector<float>(40f))) + one);
-        var x2 = x * x;
-        var p = Vector.FusedMultiplyAdd(new Vector<float>(T15), x2, new Vector<float>(T13));
-        p = Vector.FusedMultiplyAdd(p, x2, new Vector<float>(T11));
-        p = Vector.FusedMultiplyAdd(p, x2, new Vector<float>(T9));
-        p = Vector.FusedMultiplyAdd(p, x2, new Vector<float>(T7));
-        p = Vector.FusedMultiplyAdd(p, x2, new Vector<float>(T5));
-        p = Vector.FusedMultiplyAdd(p, x2, new Vector<float>(T3));
-        var small = Vector.FusedMultiplyAdd(ax * x2, p, ax);
-        var r = Vector.ConditionalSelect(Vector.LessThan(ax, new Vector<float>(0.55f)), small, big);
+        var y = Vector.MinNative(Vector.Abs(x) * new Vector<float>(2f), new Vector<float>(40f));
+        var p = ReducedExp(y, out var f, out var scale);
+        var t = Vector.FusedMultiplyAdd(scale, p * f, scale - Vector<float>.One);
+        var r = t / (t + new Vector<float>(2f));
         r |= x & new Vector<float>(-0f); // r ≥ 0: take x's sign
         return Vector.ConditionalSelect(Vector.Equals(x, x), r, x); // NaN stays NaN
     }
@@ -107,11 +97,23 @@ public static class Lanes
     private static Vector<float> ExpOfNumber(Vector<float> x)
     {
         var clamped = Vector.MinNative(Vector.MaxNative(x, new Vector<float>(-87f)), new Vector<float>(88f));
+        var p = ReducedExp(clamped, out var f, out var scale);
+        return Vector.FusedMultiplyAdd(p, f, Vector<float>.One) * scale;
+    }
+
+    /// <summary>
+    /// The shared core of <see cref="ExpOfNumber"/> and <see cref="Tanh(Vector{float})"/> for |x| ≤ 88: splits
+    /// x = n·ln 2 + f and returns <c>p = 1 + f/2 + f²/6 + … + f⁶/7!</c>, so that <c>e^f = 1 + f·p</c> and
+    /// <c>e^x = 2^n·e^f</c> with <paramref name="scale"/> = 2^n.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<float> ReducedExp(Vector<float> x, out Vector<float> f, out Vector<float> scale)
+    {
         var magic = new Vector<float>(RoundMagic);
-        var shifted = Vector.FusedMultiplyAdd(clamped, new Vector<float>(InvLn2), magic);
+        var shifted = Vector.FusedMultiplyAdd(x, new Vector<float>(InvLn2), magic);
         var n = Vector.AsVectorInt32(shifted) - Vector.AsVectorInt32(magic);
         var nf = shifted - magic;
-        var f = Vector.FusedMultiplyAdd(nf, new Vector<float>(-Ln2Hi), clamped);
+        f = Vector.FusedMultiplyAdd(nf, new Vector<float>(-Ln2Hi), x);
         f = Vector.FusedMultiplyAdd(nf, new Vector<float>(-Ln2Lo), f);
         var p = Vector.FusedMultiplyAdd(new Vector<float>(F7), f, new Vector<float>(F6));
         p = Vector.FusedMultiplyAdd(p, f, new Vector<float>(F5));
@@ -119,9 +121,8 @@ public static class Lanes
         p = Vector.FusedMultiplyAdd(p, f, new Vector<float>(F3));
         p = Vector.FusedMultiplyAdd(p, f, new Vector<float>(F2));
         p = Vector.FusedMultiplyAdd(p, f, Vector<float>.One);
-        p = Vector.FusedMultiplyAdd(p, f, Vector<float>.One);
-        var scale = Vector.AsVectorSingle(Vector.ShiftLeft(n + new Vector<int>(127), 23));
-        return p * scale;
+        scale = Vector.AsVectorSingle(Vector.ShiftLeft(n + new Vector<int>(127), 23));
+        return p;
     }
 
     /// <summary>tanh, lane by lane with <see cref="Math.Tanh"/>.</summary>
