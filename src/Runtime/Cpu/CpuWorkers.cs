@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.CompilerServices;
+using System.Diagnostics;
 using System.Threading;
 
 namespace NetDsl.Runtime.Cpu;
@@ -9,12 +10,14 @@ namespace NetDsl.Runtime.Cpu;
 /// background threads. A parallel region costs no allocation: the job stays on the caller's stack and workers
 /// receive a pointer to it. Idle workers spin briefly (a training step launches regions back to back) and then
 /// sleep. One region runs at a time; a caller that finds the workers busy (another trainer, or a nested region)
-/// runs its whole range itself.
+/// runs its whole range itself. Each thread's share of a region follows its speed over recent regions, so a
+/// core that runs slower for a while (a busy hyperthread sibling on a shared host) does not keep the others
+/// waiting.
 /// </summary>
 public static unsafe class CpuWorkers
 {
     /// <summary>How long an idle worker spins before it sleeps: long enough to bridge the gaps between a step's kernels.</summary>
-    private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 20000; // 50 µs
+    private static readonly long SpinTicks = Stopwatch.Frequency / 20000; // 50 µs
 
     private static readonly object Gate = new();
     private static Worker[]? s_workers;
@@ -24,10 +27,11 @@ public static unsafe class CpuWorkers
     // The current region, published by the caller before it bumps the generation.
     private static void* s_job;
     private static delegate*<void*, int, int, void> s_body;
-    private static int s_total;
-    private static int s_align;
     private static int s_pending;
     private static int[] s_claims = [];
+    private static int[] s_bounds = [];   // chunk i is [s_bounds[i], s_bounds[i + 1])
+    private static long[] s_ticks = [];   // how long each thread took over its own chunk (0: not measured)
+    private static double[] s_speeds = [];
     private static bool s_flush;
     private static long s_generation;
 
@@ -76,7 +80,9 @@ public static unsafe class CpuWorkers
 
     /// <summary>
     /// Runs <paramref name="body"/> over [0, <paramref name="total"/>) split into one contiguous chunk per thread,
-    /// chunk boundaries aligned to <paramref name="align"/>; returns when every chunk is done. The job stays
+    /// chunk boundaries aligned to <paramref name="align"/> and chunk sizes following the threads' measured speeds
+    /// (see <see cref="Learn"/>); returns when every chunk is done. The body's result must not depend on where
+    /// the boundaries fall. The job stays
     /// on the caller's stack (it may be a ref struct of spans); workers reach it through a pointer while the
     /// caller waits.
     /// </summary>
@@ -94,29 +100,31 @@ public static unsafe class CpuWorkers
             {
                 s_job = Unsafe.AsPointer(ref job);
                 s_body = (delegate*<void*, int, int, void>)body;
-                s_total = total;
-                s_align = align;
                 s_flush = DenormalMode.CurrentThreadFlushes;
                 // Pending first, then open the claims: a worker still finishing an earlier region that claims a
                 // chunk of this one decrements this region's count.
                 var claims = s_claims;
+                var bounds = s_bounds;
+                Split(bounds, s_speeds, total, align);
+                Array.Clear(s_ticks);
                 Volatile.Write(ref s_pending, workers.Length);
                 Array.Clear(claims);
                 Interlocked.Increment(ref s_generation);
                 foreach (var w in workers) w.Wake();
-                var (start, end) = Chunk(0, count, total, align);
-                body(ref job, start, end);
+                long t0 = Stopwatch.GetTimestamp();
+                body(ref job, bounds[0], bounds[1]);
+                s_ticks[0] = Stopwatch.GetTimestamp() - t0;
                 // Chunks no worker has picked up yet (asleep, descheduled) are run here: progress never waits on
                 // a thread that is not running. Chunk boundaries do not depend on who runs them.
                 for (int i = 1; i < count; i++)
                 {
                     if (Interlocked.CompareExchange(ref claims[i], 1, 0) != 0) continue;
-                    var (from, to) = Chunk(i, count, total, align);
-                    if (from < to) body(ref job, from, to);
+                    if (bounds[i] < bounds[i + 1]) body(ref job, bounds[i], bounds[i + 1]);
                     Interlocked.Decrement(ref s_pending);
                 }
                 var spin = new SpinWait();
                 while (Volatile.Read(ref s_pending) != 0) spin.SpinOnce(sleep1Threshold: -1); // only chunks already running remain
+                Learn(bounds, s_ticks, s_speeds, MinMeasuredTicks);
             }
         }
         finally
@@ -125,11 +133,60 @@ public static unsafe class CpuWorkers
         }
     }
 
-    private static (int Start, int End) Chunk(int index, int count, int total, int align)
+    /// <summary>
+    /// Splits [0, <paramref name="total"/>) into one chunk per thread (chunk i is [bounds[i], bounds[i + 1])),
+    /// boundaries on multiples of <paramref name="align"/>, each thread's share in proportion to its speed. Every
+    /// kernel's result is independent of where the boundaries fall (that is what lets the thread count vary), so
+    /// the shares may move from call to call.
+    /// </summary>
+    internal static void Split(int[] bounds, double[] speeds, int total, int align)
     {
-        int blocks = (total + align - 1) / align;
-        int from = (int)((long)blocks * index / count) * align, to = (int)((long)blocks * (index + 1) / count) * align;
-        return (Math.Min(from, total), Math.Min(to, total));
+        int count = speeds.Length, blocks = (total + align - 1) / align;
+        double sum = 0, run = 0;
+        foreach (double v in speeds) sum += v;
+        bounds[0] = 0;
+        for (int i = 1; i < count; i++)
+        {
+            run += speeds[i - 1];
+            long block = (long)Math.Round(blocks * run / sum);
+            bounds[i] = (int)Math.Max(bounds[i - 1], Math.Min(total, block * align));
+        }
+        bounds[count] = total;
+    }
+
+    /// <summary>Chunks shorter than this do not update the speeds: wake-up latency and timer resolution dominate them.</summary>
+    private static readonly long MinMeasuredTicks = Stopwatch.Frequency / 50000; // 20 µs
+
+    /// <summary>
+    /// Updates each thread's speed from the region just finished: elements per tick of its own chunk, relative to
+    /// the others. A core slowed for seconds (another tenant on its hyperthread sibling, a throttled clock) then
+    /// gets a smaller share and the threads finish together instead of the fast ones waiting. Only regions where
+    /// every thread ran its own non-empty chunk for at least <paramref name="minTicks"/> count (returns whether it
+    /// did); speeds move a fifth of the way each time and stay within [0.25, 4] of an equal share.
+    /// </summary>
+    internal static bool Learn(int[] bounds, long[] ticks, double[] speeds, long minTicks)
+    {
+        int count = speeds.Length;
+        double mean = 0;
+        for (int i = 0; i < count; i++)
+        {
+            if (bounds[i + 1] <= bounds[i] || ticks[i] < minTicks) return false;
+            mean += (bounds[i + 1] - bounds[i]) / (double)ticks[i];
+        }
+        mean /= count;
+        for (int i = 0; i < count; i++)
+        {
+            double rate = (bounds[i + 1] - bounds[i]) / (double)ticks[i] / mean;
+            speeds[i] = Math.Clamp(0.8 * speeds[i] + 0.2 * rate, 0.25, 4.0);
+        }
+        return true;
+    }
+
+    /// <summary>Sets the threads' relative speeds (tests skew the split with it, through reflection); learning goes on from them.</summary>
+    internal static void SetSpeeds(double[] speeds)
+    {
+        Start();
+        lock (Gate) speeds.CopyTo(s_speeds);
     }
 
     private static Worker[] Start()
@@ -140,6 +197,10 @@ public static unsafe class CpuWorkers
             {
                 var workers = new Worker[s_count - 1];
                 s_claims = new int[s_count];
+                s_bounds = new int[s_count + 1];
+                s_ticks = new long[s_count];
+                s_speeds = new double[s_count];
+                Array.Fill(s_speeds, 1.0);
                 for (int i = 0; i < workers.Length; i++) workers[i] = new Worker(i + 1);
                 s_workers = workers;
             }
@@ -183,8 +244,10 @@ public static unsafe class CpuWorkers
                     flushing = s_flush;
                 }
                 if (Interlocked.CompareExchange(ref s_claims[_index], 1, 0) != 0) continue; // the caller ran it
-                var (start, end) = Chunk(_index, s_count, s_total, s_align);
+                int start = s_bounds[_index], end = s_bounds[_index + 1];
+                long t0 = Stopwatch.GetTimestamp();
                 if (start < end) s_body(s_job, start, end);
+                s_ticks[_index] = Stopwatch.GetTimestamp() - t0;
                 Interlocked.Decrement(ref s_pending);
             }
         }
@@ -193,14 +256,14 @@ public static unsafe class CpuWorkers
         {
             while (true)
             {
-                long until = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
+                long until = Stopwatch.GetTimestamp() + SpinTicks;
                 do
                 {
                     long g = Volatile.Read(ref s_generation);
                     if (g != seen) return g;
                     Thread.SpinWait(4);
                 }
-                while (System.Diagnostics.Stopwatch.GetTimestamp() < until);
+                while (Stopwatch.GetTimestamp() < until);
                 Volatile.Write(ref _sleeping, 1);
                 long again = Volatile.Read(ref s_generation);
                 if (again != seen)
