@@ -154,8 +154,11 @@ public static unsafe class CpuWorkers
         bounds[count] = total;
     }
 
-    /// <summary>Chunks shorter than this do not update the speeds: wake-up latency and timer resolution dominate them.</summary>
-    private static readonly long MinMeasuredTicks = Stopwatch.Frequency / 50000; // 20 µs
+    /// <summary>
+    /// Chunks shorter than this do not update the speeds: the timer's resolution and cost would dominate them.
+    /// Batch-1 layers (a few µs a chunk) do count: a process that runs only those still learns a slow core.
+    /// </summary>
+    private static readonly long MinMeasuredTicks = Stopwatch.Frequency / 500000; // 2 µs
 
     /// <summary>
     /// Updates each thread's speed from the region just finished: elements per tick of its own chunk, relative to
