@@ -20,6 +20,8 @@ public class CpuWorkersTests
     [InlineData(new[] { 1.0, 1.0 }, 1000, 32, new[] { 0, 512, 1000 })]
     [InlineData(new[] { 3.0, 1.0 }, 1000, 32, new[] { 0, 768, 1000 })]    // 32 blocks of 32: 24 and 8
     [InlineData(new[] { 1.0, 3.0 }, 1000, 32, new[] { 0, 256, 1000 })]
+    [InlineData(new[] { 1.04, 0.96 }, 1000, 32, new[] { 0, 512, 1000 })]  // within 10 %: equal shares
+    [InlineData(new[] { 1.06, 0.94 }, 1000, 32, new[] { 0, 544, 1000 })]  // beyond: 17 of 32 blocks
     [InlineData(new[] { 1.0, 1.0, 1.0 }, 10, 4, new[] { 0, 4, 8, 10 })]   // 3 blocks, the last one short
     [InlineData(new[] { 0.25, 4.0 }, 64, 1, new[] { 0, 4, 64 })]
     [InlineData(new[] { 4.0, 0.25 }, 3, 8, new[] { 0, 3, 3 })]           // one block: the slow thread gets nothing

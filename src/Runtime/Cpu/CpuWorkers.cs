@@ -29,8 +29,12 @@ public static unsafe class CpuWorkers
     private static delegate*<void*, int, int, void> s_body;
     private static int s_pending;
     private static int[] s_claims = [];
-    private static int[] s_bounds = [];   // chunk i is [s_bounds[i], s_bounds[i + 1])
+    private static int s_total;
+    private static int s_align;
+    private static int[] s_bounds = [];   // the calling thread's split of the current region: chunk i is [s_bounds[i], s_bounds[i + 1])
     private static long[] s_ticks = [];   // how long each thread took over its own chunk (0: not measured)
+    private static bool s_timed;          // whether this region's chunks are timed (one region in four, at random)
+    private static uint s_random = 2463534242;
     private static double[] s_speeds = [];
     private static bool s_flush;
     private static long s_generation;
@@ -100,20 +104,25 @@ public static unsafe class CpuWorkers
             {
                 s_job = Unsafe.AsPointer(ref job);
                 s_body = (delegate*<void*, int, int, void>)body;
+                s_total = total;
+                s_align = align;
                 s_flush = DenormalMode.CurrentThreadFlushes;
                 // Pending first, then open the claims: a worker still finishing an earlier region that claims a
                 // chunk of this one decrements this region's count.
                 var claims = s_claims;
+                // Each worker computes the same split from the same speeds (changed only under s_busy, between
+                // regions): a shared array of boundaries would cost every worker a cache miss per region.
                 var bounds = s_bounds;
                 Split(bounds, s_speeds, total, align);
-                Array.Clear(s_ticks);
+                bool timed = s_timed = TimeThisRegion();
+                if (timed) Array.Clear(s_ticks);
                 Volatile.Write(ref s_pending, workers.Length);
                 Array.Clear(claims);
                 Interlocked.Increment(ref s_generation);
                 foreach (var w in workers) w.Wake();
-                long t0 = Stopwatch.GetTimestamp();
+                long t0 = timed ? Stopwatch.GetTimestamp() : 0;
                 body(ref job, bounds[0], bounds[1]);
-                s_ticks[0] = Stopwatch.GetTimestamp() - t0;
+                if (timed) s_ticks[0] = Stopwatch.GetTimestamp() - t0;
                 // Chunks no worker has picked up yet (asleep, descheduled) are run here: progress never waits on
                 // a thread that is not running. Chunk boundaries do not depend on who runs them.
                 for (int i = 1; i < count; i++)
@@ -124,7 +133,7 @@ public static unsafe class CpuWorkers
                 }
                 var spin = new SpinWait();
                 while (Volatile.Read(ref s_pending) != 0) spin.SpinOnce(sleep1Threshold: -1); // only chunks already running remain
-                Learn(bounds, s_ticks, s_speeds, MinMeasuredTicks);
+                if (timed) Learn(bounds, s_ticks, s_speeds, MinMeasuredTicks);
             }
         }
         finally
@@ -142,12 +151,21 @@ public static unsafe class CpuWorkers
     internal static void Split(int[] bounds, double[] speeds, int total, int align)
     {
         int count = speeds.Length, blocks = (total + align - 1) / align;
-        double sum = 0, run = 0;
-        foreach (double v in speeds) sum += v;
+        double sum = 0, run = 0, low = double.MaxValue, high = 0;
+        foreach (double v in speeds)
+        {
+            sum += v;
+            low = Math.Min(low, v);
+            high = Math.Max(high, v);
+        }
+        // Speeds within 10 % of each other split equally: measurement jitter must not move boundaries back and
+        // forth, or each move hands a block of data (a batch-1 layer's weights, kept in one core's L2 from call
+        // to call) to the other core's cold cache.
+        bool equal = high - low <= 0.1 * sum / count;
         bounds[0] = 0;
         for (int i = 1; i < count; i++)
         {
-            run += speeds[i - 1];
+            run += equal ? sum / count : speeds[i - 1];
             long block = (long)Math.Round(blocks * run / sum);
             bounds[i] = (int)Math.Max(bounds[i - 1], Math.Min(total, block * align));
         }
@@ -155,10 +173,27 @@ public static unsafe class CpuWorkers
     }
 
     /// <summary>
-    /// Chunks shorter than this do not update the speeds: the timer's resolution and cost would dominate them.
-    /// Batch-1 layers (a few µs a chunk) do count: a process that runs only those still learns a slow core.
+    /// Whether to time the next region: one in four, drawn at random (xorshift) so that no region of a repeating
+    /// sequence (a network's layers) is always or never the one timed. Reading the clock twice a chunk costs ~2 %
+    /// of a batch-1 layer.
     /// </summary>
-    private static readonly long MinMeasuredTicks = Stopwatch.Frequency / 500000; // 2 µs
+    private static bool TimeThisRegion()
+    {
+        uint x = s_random;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        s_random = x;
+        return (x & 3) == 0;
+    }
+
+    /// <summary>
+    /// Chunks shorter than this do not update the speeds. Short chunks are biased, not just noisy: a worker's
+    /// chunk starts by fetching what the calling thread has just written (a layer's input, after its epilogue
+    /// ran on the caller), which costs it a fixed µs or so; learned from a batch-1 layer's few-µs chunks, that
+    /// would pass for a slow core and unbalance the next, larger layer.
+    /// </summary>
+    private static readonly long MinMeasuredTicks = Stopwatch.Frequency / 50000; // 20 µs
 
     /// <summary>
     /// Updates each thread's speed from the region just finished: elements per tick of its own chunk, relative to
@@ -189,7 +224,10 @@ public static unsafe class CpuWorkers
     internal static void SetSpeeds(double[] speeds)
     {
         Start();
-        lock (Gate) speeds.CopyTo(s_speeds);
+        var spin = new SpinWait();
+        while (Interlocked.CompareExchange(ref s_busy, 1, 0) != 0) spin.SpinOnce(); // not while a region runs
+        speeds.CopyTo(s_speeds);
+        Volatile.Write(ref s_busy, 0);
     }
 
     private static Worker[] Start()
@@ -214,6 +252,7 @@ public static unsafe class CpuWorkers
     private sealed class Worker
     {
         private readonly SemaphoreSlim _signal = new(0);
+        private readonly int[] _bounds = new int[s_count + 1];
         private readonly int _index;
         private readonly long _startGeneration;
         private int _sleeping;
@@ -247,10 +286,12 @@ public static unsafe class CpuWorkers
                     flushing = s_flush;
                 }
                 if (Interlocked.CompareExchange(ref s_claims[_index], 1, 0) != 0) continue; // the caller ran it
-                int start = s_bounds[_index], end = s_bounds[_index + 1];
-                long t0 = Stopwatch.GetTimestamp();
+                Split(_bounds, s_speeds, s_total, s_align);
+                int start = _bounds[_index], end = _bounds[_index + 1];
+                bool timed = s_timed;
+                long t0 = timed ? Stopwatch.GetTimestamp() : 0;
                 if (start < end) s_body(s_job, start, end);
-                s_ticks[_index] = Stopwatch.GetTimestamp() - t0;
+                if (timed) s_ticks[_index] = Stopwatch.GetTimestamp() - t0;
                 Interlocked.Decrement(ref s_pending);
             }
         }
