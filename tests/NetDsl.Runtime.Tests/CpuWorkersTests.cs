@@ -10,7 +10,7 @@ public class CpuWorkersTests
 {
     // Internal to the runtime (the generated networks in this assembly must not see its internals).
     private static readonly Action<int[], double[], int, int> Split = Internal<Action<int[], double[], int, int>>("Split");
-    private static readonly Func<int[], long[], double[], long, bool> Learn = Internal<Func<int[], long[], double[], long, bool>>("Learn");
+    private static readonly Func<int[], long[], double[], long, long, bool> Learn = Internal<Func<int[], long[], double[], long, long, bool>>("Learn");
     private static readonly Action<double[]> SetSpeeds = Internal<Action<double[]>>("SetSpeeds");
 
     private static T Internal<T>(string name) where T : Delegate
@@ -68,7 +68,7 @@ public class CpuWorkersTests
         {
             Split(bounds, speeds, 1024, 8);
             for (int i = 0; i < 2; i++) ticks[i] = (long)((bounds[i + 1] - bounds[i]) * cost[i]);
-            Assert.True(Learn(bounds, ticks, speeds, 1000));
+            Assert.True(Learn(bounds, ticks, speeds, 1000, 1000));
         }
         Assert.InRange(speeds[0] / speeds[1], 1.9, 2.1);
         Assert.InRange(bounds[1], 672, 696);                      // two thirds of 1024, to a block of 8
@@ -76,17 +76,24 @@ public class CpuWorkersTests
 
         double[] before = [.. speeds];
         ticks[0] = 999;
-        Assert.False(Learn(bounds, ticks, speeds, 1000));
+        Assert.False(Learn(bounds, ticks, speeds, 1000, 1000));
         Assert.Equal(before, speeds);
-        Assert.False(Learn([0, 0, 1024], [5000, 5000], speeds, 1000)); // an empty chunk
+        Assert.False(Learn([0, 0, 1024], [5000, 5000], speeds, 1000, 1000)); // an empty chunk
         Assert.Equal(before, speeds);
+
+        // Chunks shorter than a full step's length move the speeds in proportion: a tenth as long, a tenth as far.
+        double[] full = [1, 1], partial = [1, 1];
+        Assert.True(Learn([0, 512, 1024], [512_000, 1_024_000], full, 1000, 512_000));
+        Assert.True(Learn([0, 512, 1024], [51_200, 102_400], partial, 1000, 512_000));
+        Assert.Equal(0.2 * (4.0 / 3 - 1), full[0] - 1, 9);
+        Assert.Equal(0.02 * (4.0 / 3 - 1), partial[0] - 1, 9);
 
         cost[1] = 1e6;
         for (int call = 0; call < 40; call++)
         {
             Split(bounds, speeds, 1024, 8);
             for (int i = 0; i < 2; i++) ticks[i] = (long)((bounds[i + 1] - bounds[i]) * cost[i]);
-            Learn(bounds, ticks, speeds, 1000);
+            Learn(bounds, ticks, speeds, 1000, 1000);
         }
         Assert.Equal(0.25, speeds[1], 6);
         Assert.True(bounds[2] - bounds[1] > 0, "the slow thread keeps a share");

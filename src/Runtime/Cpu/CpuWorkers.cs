@@ -133,7 +133,7 @@ public static unsafe class CpuWorkers
                 }
                 var spin = new SpinWait();
                 while (Volatile.Read(ref s_pending) != 0) spin.SpinOnce(sleep1Threshold: -1); // only chunks already running remain
-                if (timed) Learn(bounds, s_ticks, s_speeds, MinMeasuredTicks);
+                if (timed) Learn(bounds, s_ticks, s_speeds, MinMeasuredTicks, FullStepTicks);
             }
         }
         finally
@@ -187,35 +187,42 @@ public static unsafe class CpuWorkers
         return (x & 3) == 0;
     }
 
+    /// <summary>Chunks shorter than this do not update the speeds: the clock's resolution and cost would dominate them.</summary>
+    private static readonly long MinMeasuredTicks = Stopwatch.Frequency / 500000; // 2 µs
+
     /// <summary>
-    /// Chunks shorter than this do not update the speeds. Short chunks are biased, not just noisy: a worker's
-    /// chunk starts by fetching what the calling thread has just written (a layer's input, after its epilogue
-    /// ran on the caller), which costs it a fixed µs or so; learned from a batch-1 layer's few-µs chunks, that
-    /// would pass for a slow core and unbalance the next, larger layer.
+    /// Chunks from this long move the speeds a full step; shorter ones in proportion. Short chunks are biased, not
+    /// just noisy: a worker's chunk starts by fetching what the calling thread has just written (a layer's input,
+    /// after its epilogue ran on the caller), a fixed cost of about a µs. Giving the worker less of a batch-1 layer
+    /// for it is right (the caller otherwise waits), but it must not outweigh what long regions say about the cores.
     /// </summary>
-    private static readonly long MinMeasuredTicks = Stopwatch.Frequency / 50000; // 20 µs
+    private static readonly long FullStepTicks = Stopwatch.Frequency / 20000; // 50 µs
 
     /// <summary>
     /// Updates each thread's speed from the region just finished: elements per tick of its own chunk, relative to
     /// the others. A core slowed for seconds (another tenant on its hyperthread sibling, a throttled clock) then
     /// gets a smaller share and the threads finish together instead of the fast ones waiting. Only regions where
     /// every thread ran its own non-empty chunk for at least <paramref name="minTicks"/> count (returns whether it
-    /// did); speeds move a fifth of the way each time and stay within [0.25, 4] of an equal share.
+    /// did). Speeds move a fifth of the way when the shortest chunk took <paramref name="fullTicks"/> or more, less
+    /// for shorter ones, and stay within [0.25, 4] of an equal share.
     /// </summary>
-    internal static bool Learn(int[] bounds, long[] ticks, double[] speeds, long minTicks)
+    internal static bool Learn(int[] bounds, long[] ticks, double[] speeds, long minTicks, long fullTicks)
     {
         int count = speeds.Length;
         double mean = 0;
+        long shortest = long.MaxValue;
         for (int i = 0; i < count; i++)
         {
             if (bounds[i + 1] <= bounds[i] || ticks[i] < minTicks) return false;
             mean += (bounds[i + 1] - bounds[i]) / (double)ticks[i];
+            shortest = Math.Min(shortest, ticks[i]);
         }
         mean /= count;
+        double step = 0.2 * Math.Min(1.0, shortest / (double)fullTicks);
         for (int i = 0; i < count; i++)
         {
             double rate = (bounds[i + 1] - bounds[i]) / (double)ticks[i] / mean;
-            speeds[i] = Math.Clamp(0.8 * speeds[i] + 0.2 * rate, 0.25, 4.0);
+            speeds[i] = Math.Clamp((1 - step) * speeds[i] + step * rate, 0.25, 4.0);
         }
         return true;
     }
