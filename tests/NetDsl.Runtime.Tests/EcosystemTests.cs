@@ -237,10 +237,18 @@ public sealed class EcosystemTests : IDisposable
         var data = new Dataset(Numerics.Uniform<float>(64 * 784, seed: 3), Numerics.Labels(64, 10, seed: 4), [1, 28, 28]);
         using var loader = new DataLoader(data, 16, seed: 1, prefetch: false, transforms: [new RandomHorizontalFlip(), new RandomCrop(2), new GaussianNoise(0.1)]);
         foreach (var _ in loader.GetEpoch(0)) { }
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int e = 1; e <= 3; e++)
-            foreach (var _ in loader.GetEpoch(e)) { }
-        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 4096, "augmenting 12 batches allocated memory");
+        // The fewest bytes over three rounds of 12 batches: an allocation per batch shows in every round, while the
+        // runtime's one-off work on this thread (a type loaded while a method is compiled, depending on what other
+        // tests ran first) shows in one at most; it made a single measurement fail about one run in six.
+        long fewest = long.MaxValue;
+        for (int round = 0; round < 3; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int e = 1; e <= 3; e++)
+                foreach (var _ in loader.GetEpoch(round * 3 + e)) { }
+            fewest = Math.Min(fewest, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.True(fewest < 4096, $"augmenting 12 batches allocated {fewest} bytes (the fewest of three rounds); expected none per batch");
     }
 
     // ---- Fit ----------------------------------------------------------------------------------------------
