@@ -86,9 +86,8 @@ public static unsafe class CpuWorkers
     /// Runs <paramref name="body"/> over [0, <paramref name="total"/>) split into one contiguous chunk per thread,
     /// chunk boundaries aligned to <paramref name="align"/> and chunk sizes following the threads' measured speeds
     /// (see <see cref="Learn"/>); returns when every chunk is done. The body's result must not depend on where
-    /// the boundaries fall. The job stays
-    /// on the caller's stack (it may be a ref struct of spans); workers reach it through a pointer while the
-    /// caller waits.
+    /// the boundaries fall. The job stays on the caller's stack (it may be a ref struct of spans); workers reach it
+    /// through a pointer while the caller waits.
     /// </summary>
     public static void Run<TJob>(ref TJob job, delegate*<ref TJob, int, int, void> body, int total, int align = 32) where TJob : allows ref struct
     {
