@@ -106,15 +106,15 @@ public static unsafe class CpuWorkers
                 s_total = total;
                 s_align = align;
                 s_flush = DenormalMode.CurrentThreadFlushes;
-                // Pending first, then open the claims: a worker still finishing an earlier region that claims a
-                // chunk of this one decrements this region's count.
-                var claims = s_claims;
                 // Each worker computes the same split from the same speeds (changed only under s_busy, between
                 // regions): a shared array of boundaries would cost every worker a cache miss per region.
                 var bounds = s_bounds;
                 Split(bounds, s_speeds, total, align);
                 bool timed = s_timed = TimeThisRegion();
                 if (timed) Array.Clear(s_ticks);
+                // Pending first, then open the claims: a worker still finishing an earlier region that claims a
+                // chunk of this one decrements this region's count.
+                var claims = s_claims;
                 Volatile.Write(ref s_pending, workers.Length);
                 Array.Clear(claims);
                 Interlocked.Increment(ref s_generation);
