@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using NetDsl.Runtime.Cpu;
 using NetDsl.Runtime.Tests.Support;
 using Xunit;
@@ -140,6 +141,40 @@ public class CpuWorkersTests
             Array.Fill(equal, 1.0);
             SetSpeeds(equal);
         }
+    }
+
+    /// <summary>
+    /// Regions of almost no work, back to back, are where a worker still leaving one region claims a chunk of the
+    /// next while the caller reopens the claims. Resetting them with Array.Clear (which may write a short array
+    /// twice) let a claim be undone: the chunk ran twice and the caller waited forever, within about half a
+    /// million regions here. Every element must be counted exactly once, and the loop must finish.
+    /// </summary>
+    [Fact]
+    public void BackToBackShortRegionsRunEveryChunkOnceAndReturn()
+    {
+        const int total = 1 << 15;
+        long counted = 0, regions = 0;
+        var loop = new System.Threading.Thread(() =>
+        {
+            var count = new CountElements { Counted = new StrongBox<long>(0) };
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (clock.ElapsedMilliseconds < 3000 && regions < 4_000_000)
+            {
+                CpuWorkers.ForEach(ref count, total, 1);
+                regions++;
+            }
+            counted = count.Counted.Value;
+        }) { IsBackground = true };
+        loop.Start();
+        Assert.True(loop.Join(TimeSpan.FromSeconds(30)), $"The regions stopped returning after about {regions} of them (a lost or doubled chunk).");
+        Assert.Equal(regions * total, counted);
+    }
+
+    private struct CountElements : IElementwise
+    {
+        public StrongBox<long> Counted;
+
+        public void Run(int start, int end) => System.Threading.Interlocked.Add(ref Counted.Value, end - start);
     }
 
     private ref struct AddBias : IElementwise

@@ -113,10 +113,13 @@ public static unsafe class CpuWorkers
                 bool timed = s_timed = TimeThisRegion();
                 if (timed) Array.Clear(s_ticks);
                 // Pending first, then open the claims: a worker still finishing an earlier region that claims a
-                // chunk of this one decrements this region's count.
+                // chunk of this one decrements this region's count. Each claim is reset by exactly one store of its
+                // own: such a worker may claim a chunk while they are being reset, and Array.Clear may write a
+                // short array's bytes twice (overlapping stores), the second undoing the claim in between; the
+                // chunk then ran twice and the count went below zero, and this thread waited forever.
                 var claims = s_claims;
                 Volatile.Write(ref s_pending, workers.Length);
-                Array.Clear(claims);
+                for (int i = 0; i < claims.Length; i++) Volatile.Write(ref claims[i], 0);
                 Interlocked.Increment(ref s_generation);
                 foreach (var w in workers) w.Wake();
                 long t0 = timed ? Stopwatch.GetTimestamp() : 0;
@@ -314,7 +317,9 @@ public static unsafe class CpuWorkers
                     Thread.SpinWait(4);
                 }
                 while (Stopwatch.GetTimestamp() < until);
-                Volatile.Write(ref _sleeping, 1);
+                // A full fence between announcing sleep and the last look at the generation (a plain store could
+                // be passed by the load, and a caller's Wake then miss this thread for a region).
+                Interlocked.Exchange(ref _sleeping, 1);
                 long again = Volatile.Read(ref s_generation);
                 if (again != seen)
                 {
