@@ -13,8 +13,8 @@ namespace NetDsl.Runtime;
 /// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
 public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly T[] _parameters;
-    private readonly T[] _state;
+    private readonly AlignedArray<T> _parameters;
+    private readonly AlignedArray<T> _state;
     private Workspace<T>? _inferenceWorkspace;
 
     /// <summary>Creates the network and initializes its parameters from <paramref name="seed"/>.</summary>
@@ -22,8 +22,8 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     protected CompiledNetwork(NetworkDescription description, int seed)
     {
         Description = description ?? throw new ArgumentNullException(nameof(description));
-        _parameters = new T[description.ParameterCount];
-        _state = new T[description.StateCount];
+        _parameters = new AlignedArray<T>(description.ParameterCount);
+        _state = new AlignedArray<T>(description.StateCount);
         InitializeParameters(seed);
     }
 
@@ -31,20 +31,20 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     public NetworkDescription Description { get; }
 
     /// <summary>All parameters in one flat buffer, tensor after tensor in state_dict order.</summary>
-    public Span<T> ParameterData => _parameters;
+    public Span<T> ParameterData => _parameters.Span;
 
     /// <summary>
     /// The non-trainable state (BatchNorm's running statistics) in one flat buffer, tensor after tensor in
     /// state_dict order; empty for networks without such layers. Training steps update it; inference reads it.
     /// </summary>
-    public Span<T> StateData => _state;
+    public Span<T> StateData => _state.Span;
 
     /// <summary>The elements of one state tensor by its state_dict name (<c>bn1.running_mean</c>).</summary>
     public Span<T> State(string name)
     {
         var info = Description.FindState(name)
             ?? throw new ArgumentException($"{Description.Name} has no state tensor named '{name}'. Its state tensors are: {(Description.States.Count == 0 ? "(none)" : string.Join(", ", System.Linq.Enumerable.Select(Description.States, s => s.Name)))}.", nameof(name));
-        return _state.AsSpan(info.Offset, info.Length);
+        return _state.Span.Slice(info.Offset, info.Length);
     }
 
     /// <summary>The elements of one parameter tensor by its state_dict name (<c>fc1.weight</c>).</summary>
@@ -52,7 +52,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     {
         var info = Description.FindParameter(name)
             ?? throw new ArgumentException($"{Description.Name} has no parameter named '{name}'. Its parameters are: {string.Join(", ", ParameterNames())}.", nameof(name));
-        return _parameters.AsSpan(info.Offset, info.Length);
+        return _parameters.Span.Slice(info.Offset, info.Length);
     }
 
     /// <summary>
@@ -66,7 +66,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
         for (int t = 0; t < ps.Count; t++)
         {
             var p = ps[t];
-            Span<T> dst = _parameters.AsSpan(p.Offset, p.Length);
+            Span<T> dst = _parameters.Span.Slice(p.Offset, p.Length);
             switch (p.Init)
             {
                 case ParameterInit.Zeros: dst.Clear(); break;
@@ -86,7 +86,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
             }
         }
         foreach (var st in Description.States)
-            _state.AsSpan(st.Offset, st.Length).Fill(st.Init == ParameterInit.Ones ? T.One : T.Zero);
+            _state.Span.Slice(st.Offset, st.Length).Fill(st.Init == ParameterInit.Ones ? T.One : T.Zero);
     }
 
     /// <summary>

@@ -11,9 +11,9 @@ namespace NetDsl.Runtime;
 /// </summary>
 public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly T[] _activations;
-    private readonly int[] _indices;
-    private readonly T[] _gradients;
+    private readonly AlignedArray<T> _activations;
+    private readonly AlignedArray<int> _indices;
+    private readonly AlignedArray<T> _gradients;
 
     /// <summary>Allocates a workspace for <paramref name="capacity"/> samples per batch.</summary>
     public Workspace(MemoryPlanSizes plan, int capacity, int gradientCount)
@@ -21,9 +21,9 @@ public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "The batch capacity must be at least 1.");
         Capacity = capacity;
         Plan = plan;
-        _activations = new T[checked((long)plan.ActivationsPerSample * capacity)];
-        _indices = new int[checked((long)plan.IndicesPerSample * capacity)];
-        _gradients = new T[gradientCount];
+        _activations = new AlignedArray<T>(checked((long)plan.ActivationsPerSample * capacity));
+        _indices = new AlignedArray<int>(checked((long)plan.IndicesPerSample * capacity));
+        _gradients = new AlignedArray<T>(gradientCount);
     }
 
     /// <summary>The largest batch this workspace can run.</summary>
@@ -33,16 +33,16 @@ public sealed class Workspace<T> where T : unmanaged, IFloatingPointIeee754<T>
     public MemoryPlanSizes Plan { get; }
 
     /// <summary>The activation arena.</summary>
-    public Span<T> Activations => _activations;
+    public Span<T> Activations => _activations.Span;
 
     /// <summary>The index arena.</summary>
-    public Span<int> Indices => _indices;
+    public Span<int> Indices => _indices.Span;
 
     /// <summary>Parameter gradients, in the parameters' layout (empty for inference workspaces).</summary>
-    public Span<T> Gradients => _gradients;
+    public Span<T> Gradients => _gradients.Span;
 
     /// <summary>The gradient buffer as memory, for collectives that hold it across calls.</summary>
-    internal Memory<T> GradientMemory => _gradients;
+    internal Memory<T> GradientMemory => _gradients.Memory;
 
     /// <summary>
     /// Seed for the dropout masks of the current step. Masks come from a counter-based hash of

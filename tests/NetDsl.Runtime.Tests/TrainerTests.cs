@@ -9,6 +9,32 @@ namespace NetDsl.Runtime.Tests;
 /// <summary>The batch is a runtime value up to a capacity; initialization follows PyTorch; bad calls say what was expected.</summary>
 public class TrainerTests
 {
+    /// <summary>
+    /// Parameters, state, activations and gradients start on a cache line: 512-bit loads from a plain managed
+    /// array (16 bytes past its header) straddle two lines, which halved the speed of streaming a batch-1 layer's
+    /// weights. Checked over many allocations, since an unaligned array lands on a boundary one time in four.
+    /// </summary>
+    [Fact]
+    public unsafe void BuffersStartOnA64ByteBoundary()
+    {
+        static long Misaligned<TElement>(Span<TElement> span) where TElement : unmanaged
+        {
+            fixed (TElement* p = span) return (long)p % 64;
+        }
+        for (int i = 0; i < 16; i++)
+        {
+            var net = new BatchNorm2dNet(i);
+            _ = new byte[8 * i + 8]; // shift the next allocation
+            var ws = new Workspace<float>(net.Description.TrainingPlan, 3 + i, net.Description.ParameterCount);
+            Assert.Equal(0, Misaligned(net.ParameterData));
+            Assert.Equal(0, Misaligned(net.StateData));
+            Assert.Equal(0, Misaligned(ws.Activations));
+            Assert.Equal(0, Misaligned(ws.Gradients));
+            Assert.Equal(net.Description.ParameterCount, net.ParameterData.Length);
+            Assert.Equal(net.Description.ParameterCount, ws.Gradients.Length);
+        }
+    }
+
     [Fact]
     public void AShortLastBatchEqualsTheSameSamplesAlone()
     {
