@@ -390,18 +390,17 @@ public static unsafe class Convolution
 
     /// <summary>
     /// A buffer per thread and use (<typeparamref name="TUse"/>: column matrices, partial sums), grown to the
-    /// largest size asked for and then reused.
+    /// largest size asked for and then reused; it starts on a cache line, as the GEMM operands it becomes.
     /// </summary>
     private static class ThreadBuffer<TUse, T> where T : unmanaged
     {
         // One static field per closed type: each use keeps its own buffer.
-        [ThreadStatic] private static T[]? t_buffer;
+        [ThreadStatic] private static AlignedArray<T> t_buffer;
 
         public static Span<T> Get(int size)
         {
-            var buffer = t_buffer;
-            if (buffer is null || buffer.Length < size) t_buffer = buffer = GC.AllocateUninitializedArray<T>(size, pinned: true);
-            return buffer.AsSpan(0, size);
+            if (t_buffer.Length < size) t_buffer = new AlignedArray<T>(size);
+            return t_buffer.Span.Slice(0, size);
         }
     }
 }
