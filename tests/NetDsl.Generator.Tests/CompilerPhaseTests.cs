@@ -169,10 +169,18 @@ public class CompilerPhaseTests
         Assert.Single(fused.Program, i => i.Op == EOp.Store); // only the relu output is written
     }
 
-    [Fact]
-    public void MemoryPlanNeverOverlapsLiveBuffersAndBeatsTheSum()
+    private static NetworkSpec OddMlp() => new SpecBuilder().Input("x", 7)
+        .Linear("fc1", 7, 13).Linear("fc2", 13, 5).Linear("fc3", 5, 3)
+        .Let("x", Op("Tanh", Apply("fc1", Var("x"))))
+        .Let("x", Op("Tanh", Apply("fc2", Var("x"))))
+        .Return(Apply("fc3", Var("x")));
+
+    [Theory]
+    [InlineData("cnn")]
+    [InlineData("odd mlp")] // 13, 5 and 3 elements a sample: offsets are padded to 16
+    public void MemoryPlanNeverOverlapsLiveBuffersAndBeatsTheSum(string network)
     {
-        var s = Training(Cnn());
+        var s = Training(network == "cnn" ? Cnn() : OddMlp());
         var plan = LivenessPlanner.Plan(s);
         Assert.True(plan.ActivationsPerSample < plan.UnplannedPerSample, $"{plan.ActivationsPerSample} vs {plan.UnplannedPerSample}");
 
@@ -199,6 +207,9 @@ public class CompilerPhaseTests
                 Assert.True(disjoint || inPlace, $"{a.Name} [{first[a.Id]},{last[a.Id]}] and {b.Name} [{first[b.Id]},{last[b.Id]}] overlap in memory");
             }
         Assert.All(planned, b => Assert.True(b.Offset + b.PerSample <= plan.ActivationsPerSample));
+        // Every buffer starts on a cache line (the arena does): offsets are multiples of 16 elements.
+        Assert.All(s.Buffers.Where(b => first.ContainsKey(b.Id) && b.Kind is BufferKind.Activation or BufferKind.Index),
+            b => Assert.True(b.Offset % 16 == 0, $"{b.Name} starts at {b.Offset}"));
     }
 }
 
