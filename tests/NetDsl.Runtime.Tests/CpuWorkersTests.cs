@@ -103,7 +103,8 @@ public class CpuWorkersTests
     /// <summary>
     /// Products split over the workers come out bit for bit the same whatever shares the threads get: the
     /// packed path by columns, the dot-product path, the direct path's narrow transposed product, and the
-    /// split by rows with its epilogue.
+    /// split by rows with its epilogue, which must also match the product computed without an epilogue, unsplit
+    /// by rows.
     /// </summary>
     [Theory]
     [InlineData(false, false, 300, 1000, 200)]
@@ -112,13 +113,18 @@ public class CpuWorkersTests
     [InlineData(false, true, 1, 256, 784)]
     [InlineData(false, true, 2000, 10, 300)]
     [InlineData(false, true, 256, 256, 784)]
+    [InlineData(true, false, 2100, 2070, 37)] // by rows over two column blocks and a part panel
+    [InlineData(false, true, 250, 100, 96)]   // rows not a whole number of 16-row chunks
     public void ProductsDoNotDependOnTheThreadsShares(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);
         var b = Numerics.Uniform<float>(k * n, 2);
         var bias = Numerics.Uniform<float>(n, 3);
         double[][] shares = [[1, 1], [4, 1], [1, 4], [1, 2.5], [0.25, 1]];
-        float[]? reference = null;
+        // The product without an epilogue (never split by rows), then the bias: what every split must give.
+        var reference = new float[m * n];
+        Gemm.Multiply<float>(ta, tb, m, n, k, a, b, reference, accumulate: false);
+        for (int i = 0; i < reference.Length; i++) reference[i] += bias[i % n];
         try
         {
             foreach (var share in shares)
@@ -129,10 +135,9 @@ public class CpuWorkersTests
                 SetSpeeds(speeds);
                 var epilogue = new AddBias { C = c, Bias = bias, N = n };
                 Gemm.Multiply<float, AddBias>(ta, tb, m, n, k, a, b, c, accumulate: false, ref epilogue, period: n);
-                if (reference is null) { reference = c; continue; }
                 for (int i = 0; i < c.Length; i++)
                     Assert.True(BitConverter.SingleToInt32Bits(reference[i]) == BitConverter.SingleToInt32Bits(c[i]),
-                        $"shares {string.Join(":", share)}: element {i} is {c[i]:R}, equal shares give {reference[i]:R}");
+                        $"shares {string.Join(":", share)}: element {i} is {c[i]:R}, the product unsplit by rows gives {reference[i]:R}");
             }
         }
         finally
