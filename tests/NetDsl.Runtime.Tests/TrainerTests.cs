@@ -12,7 +12,8 @@ public class TrainerTests
     /// <summary>
     /// Parameters, state, activations and gradients start on a cache line: 512-bit loads from a plain managed
     /// array (16 bytes past its header) straddle two lines, which halved the speed of streaming a batch-1 layer's
-    /// weights. Checked over many allocations, since an unaligned array lands on a boundary one time in four.
+    /// weights. Checked over many allocations of different sizes, since an array not aligned on purpose still
+    /// lands on a boundary now and then.
     /// </summary>
     [Fact]
     public unsafe void BuffersStartOnA64ByteBoundary()
