@@ -175,6 +175,44 @@ public class CpuWorkersTests
         Assert.Equal(regions * total, counted);
     }
 
+    /// <summary>
+    /// A chunk that throws, on the calling thread or a worker, reaches the caller as the exception it threw, and
+    /// only once every other chunk has finished (they hold a pointer to the caller's stack); the workers go on
+    /// serving regions afterwards.
+    /// </summary>
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    [InlineData(false, true)] // every chunk throws: one exception reaches the caller, none is left for the next region
+    public void AnExceptionInAChunkReachesTheCallerAfterEveryChunk(bool first, bool all)
+    {
+        const int total = 1 << 15;
+        var failing = new CountThenThrow { Counted = new StrongBox<long>(0), ThrowInFirst = first, Both = all, Total = total };
+        var e = Assert.Throws<InvalidOperationException>(() => CpuWorkers.ForEach(ref failing, total, 1));
+        Assert.Equal("chunk failed", e.Message);
+        Assert.Equal(total, failing.Counted.Value); // every chunk, the slow ones too, had finished
+
+        var count = new CountElements { Counted = new StrongBox<long>(0) };
+        for (int i = 0; i < 100; i++) CpuWorkers.ForEach(ref count, total, 1);
+        Assert.Equal(100L * total, count.Counted.Value);
+    }
+
+    /// <summary>Counts its elements; the first (or last) chunk then throws, and every other chunk sleeps first.</summary>
+    private struct CountThenThrow : IElementwise
+    {
+        public StrongBox<long> Counted;
+        public bool ThrowInFirst, Both;
+        public int Total;
+
+        public void Run(int start, int end)
+        {
+            bool throws = ThrowInFirst ? start == 0 : end == Total || Both;
+            if (!throws) System.Threading.Thread.Sleep(100);
+            System.Threading.Interlocked.Add(ref Counted.Value, end - start);
+            if (throws) throw new InvalidOperationException("chunk failed");
+        }
+    }
+
     private struct CountElements : IElementwise
     {
         public StrongBox<long> Counted;

@@ -1,6 +1,7 @@
 using System;
 using System.Runtime.CompilerServices;
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Threading;
 
 namespace NetDsl.Runtime.Cpu;
@@ -38,6 +39,7 @@ public static unsafe class CpuWorkers
     private static double[] s_speeds = [];
     private static bool s_flush;
     private static long s_generation;
+    private static Exception? s_error;    // the first exception a worker's chunk threw in the current region
 
     /// <summary>
     /// How many threads (including the caller) parallel kernels use: the NETDSL_NUM_THREADS environment
@@ -87,7 +89,8 @@ public static unsafe class CpuWorkers
     /// chunk boundaries aligned to <paramref name="align"/> and chunk sizes following the threads' measured speeds
     /// (see <see cref="Learn"/>); returns when every chunk is done. The body's result must not depend on where
     /// the boundaries fall. The job stays on the caller's stack (it may be a ref struct of spans); workers reach it
-    /// through a pointer while the caller waits.
+    /// through a pointer while the caller waits. An exception from any chunk is rethrown here once every chunk
+    /// has finished.
     /// </summary>
     public static void Run<TJob>(ref TJob job, delegate*<ref TJob, int, int, void> body, int total, int align = 32) where TJob : allows ref struct
     {
@@ -123,24 +126,61 @@ public static unsafe class CpuWorkers
                 Interlocked.Increment(ref s_generation);
                 foreach (var w in workers) w.Wake();
                 long t0 = timed ? Stopwatch.GetTimestamp() : 0;
-                body(ref job, bounds[0], bounds[1]);
+                // A chunk that throws must not end the region early: the workers still hold a pointer to the job
+                // on this stack. The first exception is rethrown once every chunk has finished.
+                Exception? error = Guarded(body, ref job, bounds[0], bounds[1]);
                 if (timed) s_ticks[0] = Stopwatch.GetTimestamp() - t0;
                 // Chunks no worker has picked up yet (asleep, descheduled) are run here: progress never waits on
                 // a thread that is not running. Chunk boundaries do not depend on who runs them.
                 for (int i = 1; i < count; i++)
                 {
                     if (Interlocked.CompareExchange(ref claims[i], 1, 0) != 0) continue;
-                    if (bounds[i] < bounds[i + 1]) body(ref job, bounds[i], bounds[i + 1]);
+                    if (bounds[i] < bounds[i + 1])
+                    {
+                        var thrown = Guarded(body, ref job, bounds[i], bounds[i + 1]);
+                        error ??= thrown;
+                    }
                     Interlocked.Decrement(ref s_pending);
                 }
                 var spin = new SpinWait();
                 while (Volatile.Read(ref s_pending) != 0) spin.SpinOnce(sleep1Threshold: -1); // only chunks already running remain
+                var workerError = Interlocked.Exchange(ref s_error, null); // cleared whatever happened here
+                error ??= workerError;
+                if (error is not null) ExceptionDispatchInfo.Throw(error);
                 if (timed) Learn(bounds, s_ticks, s_speeds, MinMeasuredTicks, FullStepTicks);
             }
         }
         finally
         {
             Volatile.Write(ref s_busy, 0);
+        }
+    }
+
+    /// <summary>Runs one chunk and returns what it threw, if anything (a method of its own, so that Run's loop has no handler).</summary>
+    private static Exception? Guarded<TJob>(delegate*<ref TJob, int, int, void> body, ref TJob job, int start, int end) where TJob : allows ref struct
+    {
+        try
+        {
+            body(ref job, start, end);
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+    }
+
+    /// <summary><see cref="Guarded{TJob}"/> for a worker, which holds the job as a pointer.</summary>
+    private static Exception? Guarded(delegate*<void*, int, int, void> body, void* job, int start, int end)
+    {
+        try
+        {
+            body(job, start, end);
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
         }
     }
 
@@ -299,7 +339,9 @@ public static unsafe class CpuWorkers
                 int start = _bounds[_index], end = _bounds[_index + 1];
                 bool timed = s_timed;
                 long t0 = timed ? Stopwatch.GetTimestamp() : 0;
-                if (start < end) s_body(s_job, start, end);
+                // What a chunk throws goes to the caller, which rethrows it (left to end this thread, it would end the process).
+                var thrown = start < end ? Guarded(s_body, s_job, start, end) : null;
+                if (thrown is not null) Interlocked.CompareExchange(ref s_error, thrown, null);
                 if (timed) s_ticks[_index] = Stopwatch.GetTimestamp() - t0;
                 Interlocked.Decrement(ref s_pending);
             }
