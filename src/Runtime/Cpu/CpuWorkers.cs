@@ -104,8 +104,9 @@ public static unsafe class CpuWorkers
         {
             var workers = s_workers ?? Start();
             {
-                s_job = Unsafe.AsPointer(ref job);
-                s_body = (delegate*<void*, int, int, void>)body;
+                // The job as every thread runs it: a pointer to this stack and the body taking it.
+                void* shared = s_job = Unsafe.AsPointer(ref job);
+                var run = s_body = (delegate*<void*, int, int, void>)body;
                 s_total = total;
                 s_align = align;
                 s_flush = DenormalMode.CurrentThreadFlushes;
@@ -128,7 +129,7 @@ public static unsafe class CpuWorkers
                 long t0 = timed ? Stopwatch.GetTimestamp() : 0;
                 // A chunk that throws must not end the region early: the workers still hold a pointer to the job
                 // on this stack. The first exception is rethrown once every chunk has finished.
-                Exception? error = Guarded(body, ref job, bounds[0], bounds[1]);
+                Exception? error = Guarded(run, shared, bounds[0], bounds[1]);
                 if (timed) s_ticks[0] = Stopwatch.GetTimestamp() - t0;
                 // Chunks no worker has picked up yet (asleep, descheduled) are run here: progress never waits on
                 // a thread that is not running. Chunk boundaries do not depend on who runs them.
@@ -137,7 +138,7 @@ public static unsafe class CpuWorkers
                     if (Interlocked.CompareExchange(ref claims[i], 1, 0) != 0) continue;
                     if (bounds[i] < bounds[i + 1])
                     {
-                        var thrown = Guarded(body, ref job, bounds[i], bounds[i + 1]);
+                        var thrown = Guarded(run, shared, bounds[i], bounds[i + 1]);
                         error ??= thrown;
                     }
                     Interlocked.Decrement(ref s_pending);
@@ -156,21 +157,10 @@ public static unsafe class CpuWorkers
         }
     }
 
-    /// <summary>Runs one chunk and returns what it threw, if anything (a method of its own, so that Run's loop has no handler).</summary>
-    private static Exception? Guarded<TJob>(delegate*<ref TJob, int, int, void> body, ref TJob job, int start, int end) where TJob : allows ref struct
-    {
-        try
-        {
-            body(ref job, start, end);
-            return null;
-        }
-        catch (Exception e)
-        {
-            return e;
-        }
-    }
-
-    /// <summary><see cref="Guarded{TJob}"/> for a worker, which holds the job as a pointer.</summary>
+    /// <summary>
+    /// Runs one chunk and returns what it threw, if anything: a method of its own, so that the loops of Run and of
+    /// the workers have no handler.
+    /// </summary>
     private static Exception? Guarded(delegate*<void*, int, int, void> body, void* job, int start, int end)
     {
         try
