@@ -180,6 +180,12 @@ public static unsafe class Sgemm
 
     // ---- packed path (NN, TN, TT) ---------------------------------------------------------------------------
 
+    /// <summary>
+    /// Columns [n0, n1) of C. Each K block of op(B) is packed into this thread's buffer (it stays in L2), and each
+    /// A block of it into this thread's buffer. An A micro-panel stays in L1 while the B micro-panels stream past it from L2
+    /// (the kernel prefetches them), and the tiles of C it updates lie along its rows, which the hardware
+    /// prefetcher follows; going down C's columns instead touches a new row, often a new page, at every tile.
+    /// </summary>
     private static void PackedSlice(ref Job job, int n0, int n1)
     {
         int mr = RowPanel(job.M), nr = NR;
@@ -197,12 +203,12 @@ public static unsafe class Sgemm
                 {
                     int mc = Math.Min(MC, job.M - ic);
                     PackA(ref job, ic, mc, pc, kc, mr, packA);
-                    for (int j = 0; j < nc; j += nr)
+                    for (int i = 0; i < mc; i += mr)
                     {
-                        int cols = Math.Min(nr, nc - j);
-                        for (int i = 0; i < mc; i += mr)
+                        int rows = Math.Min(mr, mc - i);
+                        for (int j = 0; j < nc; j += nr)
                         {
-                            int rows = Math.Min(mr, mc - i);
+                            int cols = Math.Min(nr, nc - j);
                             float* ct = job.C + (long)(ic + i) * job.Ldc + jc + j;
                             if (rows == mr && cols == nr) MicroKernel(mr, kc, packA + i * kc, packB + j * kc, ct, job.Ldc, overwrite);
                             else EdgeTile(mr, kc, packA + i * kc, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
@@ -408,6 +414,10 @@ public static unsafe class Sgemm
             c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
         for (int p = 0; p < kc; p++)
         {
+            // The B micro-panel streams from L2 (the A one stays in L1): fetch 8 steps ahead, past the panel's end
+            // into the next one (prefetches never fault).
+            Sse.Prefetch0(b + 256);
+            Sse.Prefetch0(b + 272);
             var b0 = Vector512.Load(b);
             var b1 = two ? Vector512.Load(b + 16) : default;
             Vector512<float> x;
