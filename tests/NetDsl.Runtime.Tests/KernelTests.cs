@@ -48,6 +48,8 @@ public class KernelTests
     [InlineData(false, false, 300, 70, 300)]    // 12-row panels of row-major A, packed 8 + 4 rows at a time
     [InlineData(false, true, 1000, 40, 300)]    // ... with a last panel of 4 rows
     [InlineData(false, false, 1002, 40, 300)]   // ... and of 6
+    [InlineData(false, false, 40, 70, 1100)]    // three K blocks of 367, 367 and 366
+    [InlineData(true, true, 30, 50, 1100)]
     public void GemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);

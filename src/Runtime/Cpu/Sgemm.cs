@@ -18,7 +18,7 @@ namespace NetDsl.Runtime.Cpu;
 /// </summary>
 public static unsafe class Sgemm
 {
-    private const int KC = 256;   // depth of a packed block: the B micro-panel (32 KiB) and an A micro-panel stay in L1
+    private const int KC = 512;   // depth of a packed block: an A micro-panel (24 KiB) stays in L1, the B block (1 MiB) in L2
     private const int MC = 144;   // rows of a packed A block (a multiple of both MRs)
     private const int NC = 2048;  // columns of a packed B block
 
@@ -158,8 +158,8 @@ public static unsafe class Sgemm
     private const int PanelCapacity = KC * (NC + 32);
 
     /// <summary>
-    /// The depth of the K blocks, at most <see cref="KC"/> and as equal as possible (784 = 4 × 196, not
-    /// 3 × 256 + 16: a thin last block pays a pass over C for little work). Both paths use it, so they sum
+    /// The depth of the K blocks, at most <see cref="KC"/> and as equal as possible (784 = 2 × 392, not
+    /// 512 + 272; 1100 = 3 × 367, not 2 × 512 + 76: a thin last block pays a pass over C for little work). Both paths use it, so they sum
     /// every element in the same blocks.
     /// </summary>
     private static int BlockDepth(int k)
