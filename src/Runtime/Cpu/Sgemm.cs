@@ -19,7 +19,7 @@ namespace NetDsl.Runtime.Cpu;
 public static unsafe class Sgemm
 {
     private const int KC = 512;   // depth of a packed block: an A micro-panel (24 KiB) stays in L1, the B block (1 MiB) in L2
-    private const int MC = 144;   // rows of a packed A block (a multiple of both MRs)
+    private const int MC = 72;    // rows of a packed A block (a multiple of both MRs; 144 KiB at KC, in L2 beside the B block)
     private const int NC = 2048;  // columns of a packed B block
 
     /// <summary>Whether a SIMD micro-kernel is available (AVX-512 or AVX2 with FMA).</summary>
