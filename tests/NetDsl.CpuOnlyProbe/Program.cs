@@ -5,7 +5,7 @@ using NetDsl.Runtime;
 
 // Trains and predicts on the managed CPU path, then reports whether ILGPU was loaded. Exit code 0: not loaded.
 // With --numbers: trains a CNN and an MLP large enough to take the packed GEMM and convolution paths, and prints
-// their outputs and parameters, so a test can compare runs with SIMD switched off (DOTNET_EnableAVX512F=0, ...).
+// their outputs and parameters, so a test can compare runs with SIMD switched off (DOTNET_EnableAVX512=0, ...).
 if (args.Length > 0 && args[0] == "--numbers")
 {
     Console.WriteLine($"isa {(System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? 1 : 0)} {(System.Runtime.Intrinsics.X86.Avx2.IsSupported ? 1 : 0)} {System.Numerics.Vector<float>.Count} {(System.Numerics.Vector.IsHardwareAccelerated ? 1 : 0)}");

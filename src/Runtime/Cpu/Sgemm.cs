@@ -18,9 +18,9 @@ namespace NetDsl.Runtime.Cpu;
 /// </summary>
 public static unsafe class Sgemm
 {
-    private const int KC = 512;   // depth of a packed block: an A micro-panel (24 KiB) stays in L1, the B block (1 MiB) in L2
-    private const int MC = 72;    // rows of a packed A block (a multiple of both MRs; 144 KiB at KC, in L2 beside the B block)
-    private const int NC = 2048;  // columns of a packed B block
+    private const int KC = 512;   // depth of a packed block: an A micro-panel (12 × 512, 24 KiB) stays in L1
+    private const int MC = 72;    // rows of a packed A block (a multiple of both MRs; 144 KiB at KC deep, in L2)
+    private const int NC = 2048;  // columns of a packed B block (a worker's share of a 1024-wide product: 512, 1 MiB)
 
     /// <summary>Whether a SIMD micro-kernel is available (AVX-512 or AVX2 with FMA).</summary>
     public static bool IsAccelerated => Vector512.IsHardwareAccelerated || (Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported);
@@ -159,8 +159,8 @@ public static unsafe class Sgemm
 
     /// <summary>
     /// The depth of the K blocks, at most <see cref="KC"/> and as equal as possible (784 = 2 × 392, not
-    /// 512 + 272; 1100 = 3 × 367, not 2 × 512 + 76: a thin last block pays a pass over C for little work). Both paths use it, so they sum
-    /// every element in the same blocks.
+    /// 512 + 272; 1100 = 3 × 367, not 2 × 512 + 76: a thin last block pays a pass over C for little work). Both
+    /// paths use it, so they sum every element in the same blocks.
     /// </summary>
     private static int BlockDepth(int k)
     {
@@ -182,9 +182,10 @@ public static unsafe class Sgemm
 
     /// <summary>
     /// Columns [n0, n1) of C. Each K block of op(B) is packed into this thread's buffer (it stays in L2), and each
-    /// A block of it into this thread's buffer. An A micro-panel stays in L1 while the B micro-panels stream past it from L2
-    /// (the kernel prefetches them), and the tiles of C it updates lie along its rows, which the hardware
-    /// prefetcher follows; going down C's columns instead touches a new row, often a new page, at every tile.
+    /// A block of it into this thread's buffer. An A micro-panel stays in L1 while the B micro-panels stream past
+    /// it from L2 (the AVX-512 kernel prefetches them), and the tiles of C it updates lie along its rows, which the
+    /// hardware prefetcher follows; going down C's columns instead touches a new row, often a new page, at every
+    /// tile.
     /// </summary>
     private static void PackedSlice(ref Job job, int n0, int n1)
     {
