@@ -45,11 +45,12 @@ public class KernelTests
     [InlineData(false, true, 64, 200, 300)]
     [InlineData(true, false, 256, 130, 40)]
     [InlineData(false, false, 64, 196, 288)]
-    [InlineData(false, false, 300, 70, 300)]    // 12-row panels of row-major A, packed 8 + 4 rows at a time
-    [InlineData(false, true, 1000, 40, 300)]    // ... with a last panel of 4 rows
+    [InlineData(false, false, 300, 70, 300)]    // 12-row panels of row-major A read in place (rows 1200 B apart)
+    [InlineData(false, true, 1000, 40, 300)]    // ... with a last panel of 4 rows, packed
     [InlineData(false, false, 1002, 40, 300)]   // ... and of 6
     [InlineData(false, false, 40, 70, 1100)]    // three K blocks of 367, 367 and 366
     [InlineData(true, true, 30, 50, 1100)]
+    [InlineData(false, false, 300, 40, 1024)]   // rows 4 KiB apart: 12-row panels packed, 8 + 4 rows at a time
     public void GemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);

@@ -8,8 +8,9 @@ namespace NetDsl.Runtime.Cpu;
 
 /// <summary>
 /// Single-precision GEMM for the managed CPU path, BLIS-style: blocks of A and B are packed into contiguous
-/// panels (which also absorbs every transpose), and a register-blocked micro-kernel computes an MR×NR tile of
-/// C with fused multiply-adds — 12×32 or 8×32 with AVX-512 (up to 24 accumulators in zmm registers), 6×16
+/// panels (which also absorbs every transpose; with AVX-512, row-major A whose rows do not crowd an L1 set is
+/// read in place instead), and a register-blocked micro-kernel computes an MR×NR tile of C with fused
+/// multiply-adds — 12×32 or 8×32 with AVX-512 (up to 24 accumulators in zmm registers), 6×16
 /// with AVX2/FMA. Small products, and narrow ones (N below 16, computed transposed), take a direct path that
 /// packs nothing but op(B); A·Bᵀ with few rows (a batch-1 Linear layer) uses dot products whatever N is. The
 /// packed and direct paths sum K in the same blocks, so a column of C comes out the same however a caller splits
@@ -178,11 +179,13 @@ public static unsafe class Sgemm
         public readonly float* A = a, B = b, C = c;
     }
 
-    // ---- packed path (NN, TN, TT) ---------------------------------------------------------------------------
+    // ---- packed path (NN, NT with 16 rows or more, TN, TT) --------------------------------------------------
 
     /// <summary>
     /// Columns [n0, n1) of C. Each K block of op(B) is packed into this thread's buffer (it stays in L2), and each
-    /// A block of it into this thread's buffer. An A micro-panel stays in L1 while the B micro-panels stream past
+    /// A block of it into this thread's buffer; with AVX-512, row-major A whose rows spread over L1's sets is read
+    /// in place instead (each worker of a split by columns would pack all of it), only a last panel of fewer than
+    /// MR rows still packed (zero-padded). An A micro-panel stays in L1 while the B micro-panels stream past
     /// it from L2 (the AVX-512 kernel prefetches them), and the tiles of C it updates lie along its rows, which the
     /// hardware prefetcher follows; going down C's columns instead touches a new row, often a new page, at every
     /// tile.
@@ -190,7 +193,8 @@ public static unsafe class Sgemm
     private static void PackedSlice(ref Job job, int n0, int n1)
     {
         int mr = RowPanel(job.M), nr = NR;
-        float* packA = Scratch.A, packB = Scratch.B;
+        float* packA = Scratch.A;
+        bool direct = !job.TransA && Vector512.IsHardwareAccelerated && RowsSpread(job.Lda, mr);
         for (int jc = n0; jc < n1; jc += NC)
         {
             int nc = Math.Min(NC, n1 - jc);
@@ -199,25 +203,46 @@ public static unsafe class Sgemm
             {
                 int kc = Math.Min(depth, job.K - pc);
                 bool overwrite = pc == 0 && !job.Accumulate;
+                float* packB = Scratch.B;
                 PackB(ref job, pc, kc, jc, nc, nr, packB);
                 for (int ic = 0; ic < job.M; ic += MC)
                 {
                     int mc = Math.Min(MC, job.M - ic);
-                    PackA(ref job, ic, mc, pc, kc, mr, packA);
+                    if (!direct) PackA(ref job, ic, mc, pc, kc, mr, packA);
                     for (int i = 0; i < mc; i += mr)
                     {
                         int rows = Math.Min(mr, mc - i);
+                        float* a = packA + i * kc;
+                        long lda = 0;
+                        if (direct && rows == mr)
+                        {
+                            a = job.A + (long)(ic + i) * job.Lda + pc;
+                            lda = job.Lda;
+                        }
+                        else if (direct) PackA(ref job, ic + i, rows, pc, kc, mr, a = packA);
                         for (int j = 0; j < nc; j += nr)
                         {
                             int cols = Math.Min(nr, nc - j);
                             float* ct = job.C + (long)(ic + i) * job.Ldc + jc + j;
-                            if (rows == mr && cols == nr) MicroKernel(mr, kc, packA + i * kc, packB + j * kc, ct, job.Ldc, overwrite);
-                            else EdgeTile(mr, kc, packA + i * kc, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
+                            if (rows == mr && cols == nr) MicroKernel(mr, kc, a, lda, packB + j * kc, ct, job.Ldc, overwrite);
+                            else EdgeTile(mr, kc, a, lda, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
                         }
                     }
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Whether an A micro-panel can be read straight from rows <paramref name="lda"/> elements apart: at most three
+    /// of its <paramref name="mr"/> rows share an L1 set (rows 4 KiB apart would all compete for one set's 12 ways).
+    /// </summary>
+    private static bool RowsSpread(int lda, int mr)
+    {
+        Span<int> sets = stackalloc int[64];
+        for (int r = 0; r < mr; r++)
+            if (++sets[(int)((long)r * lda / 16 % 64)] > 3) return false;
+        return true;
     }
 
     /// <summary>Packs A[ic..ic+mc, pc..pc+kc] into MR-row panels, k-major, zero-padding the last panel.</summary>
@@ -348,17 +373,17 @@ public static unsafe class Sgemm
             for (int p = 0; p < depth; p++) new Span<float>(panel + (long)p * width + cols, width - cols).Clear();
     }
 
-    private static void EdgeTile(int mr, int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite)
+    /// <summary>
+    /// A tile of C with fewer than MR rows or NR columns, computed whole into a buffer and copied; A as for
+    /// <see cref="MicroKernel"/>.
+    /// </summary>
+    private static void EdgeTile(int mr, int kc, float* a, long lda, float* b, float* c, int ldc, int rows, int cols, bool overwrite)
     {
         int nr = NR;
         float* tile = stackalloc float[12 * 32];
         // A last panel of at most 16 columns (a 512-bit kernel's half) costs half a full one.
-        if (Vector512.IsHardwareAccelerated && cols <= 16)
-        {
-            if (mr == 8) PanelKernel<Eight, One>(kc, a, b, tile, nr, overwrite: true);
-            else PanelKernel<Twelve, One>(kc, a, b, tile, nr, overwrite: true);
-        }
-        else MicroKernel(mr, kc, a, b, tile, nr, overwrite: true);
+        if (Vector512.IsHardwareAccelerated && cols <= 16) PanelKernel<One>(mr, kc, a, lda, b, tile, nr, overwrite: true);
+        else MicroKernel(mr, kc, a, lda, b, tile, nr, overwrite: true);
         CopyTile(tile, nr, c, ldc, 1, rows, cols, accumulate: !overwrite);
     }
 
@@ -385,12 +410,29 @@ public static unsafe class Sgemm
         }
     }
 
+    /// <summary>
+    /// A whole MR × NR tile of C. A is a packed micro-panel (<paramref name="lda"/> 0), or, with AVX-512 only, MR
+    /// rows of row-major A <paramref name="lda"/> elements apart, read where they are.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MicroKernel(int mr, int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    private static void MicroKernel(int mr, int kc, float* a, long lda, float* b, float* c, int ldc, bool overwrite)
     {
         if (!Vector512.IsHardwareAccelerated) Kernel6x16(kc, a, b, c, ldc, overwrite);
-        else if (mr == 8) PanelKernel<Eight, Two>(kc, a, b, c, ldc, overwrite);
-        else PanelKernel<Twelve, Two>(kc, a, b, c, ldc, overwrite);
+        else PanelKernel<Two>(mr, kc, a, lda, b, c, ldc, overwrite);
+    }
+
+    /// <summary>The AVX-512 kernel for MR rows and a width of 32 (<see cref="Two"/>) or 16 columns, A as for <see cref="MicroKernel"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PanelKernel<TWidth>(int mr, int kc, float* a, long lda, float* b, float* c, int ldc, bool overwrite)
+        where TWidth : struct
+    {
+        if (lda != 0)
+        {
+            if (mr == 8) RowsKernel<Eight, TWidth>(kc, a, lda, b, c, ldc, overwrite);
+            else RowsKernel<Twelve, TWidth>(kc, a, lda, b, c, ldc, overwrite);
+        }
+        else if (mr == 8) PanelKernel<Eight, TWidth>(kc, a, b, c, ldc, overwrite);
+        else PanelKernel<Twelve, TWidth>(kc, a, b, c, ldc, overwrite);
     }
 
     private struct Eight;
@@ -450,6 +492,61 @@ public static unsafe class Sgemm
         }
     }
 
+    /// <summary>
+    /// <see cref="PanelKernel{TRows, TWidth}"/> with A's elements read straight from MR rows of row-major A,
+    /// <paramref name="lda"/> elements apart: the same multiply-adds in the same order, without packing A. Each row
+    /// has its own pointer (an indexed address would not fold into the broadcast, which would then take a shuffle
+    /// beside the FMAs); the spare registers allow it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowsKernel<TRows, TWidth>(int kc, float* a, long lda, float* b, float* c, int ldc, bool overwrite)
+        where TRows : struct
+        where TWidth : struct
+    {
+        bool twelve = typeof(TRows) == typeof(Twelve), two = typeof(TWidth) == typeof(Two);
+        float* r1 = a + lda, r2 = r1 + lda, r3 = r2 + lda, r4 = r3 + lda, r5 = r4 + lda, r6 = r5 + lda, r7 = r6 + lda;
+        float* r8 = twelve ? r7 + lda : null, r9 = twelve ? r8 + lda : null, r10 = twelve ? r9 + lda : null, r11 = twelve ? r10 + lda : null;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default,
+            c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
+        // The loop runs on A's first row pointer (no counter: every register is taken).
+        for (float* end = a + kc; a < end;)
+        {
+            Sse.Prefetch0(b + 256);
+            Sse.Prefetch0(b + 272);
+            var b0 = Vector512.Load(b);
+            var b1 = two ? Vector512.Load(b + 16) : default;
+            Vector512<float> x;
+            x = Vector512.Create(*a); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); if (two) c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(*r1); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); if (two) c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(*r2); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); if (two) c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(*r3); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); if (two) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(*r4); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); if (two) c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(*r5); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); if (two) c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(*r6); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); if (two) c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(*r7); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); if (two) c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+            a++; r1++; r2++; r3++; r4++; r5++; r6++; r7++;
+            if (twelve)
+            {
+                x = Vector512.Create(*r8); c80 = Vector512.FusedMultiplyAdd(x, b0, c80); if (two) c81 = Vector512.FusedMultiplyAdd(x, b1, c81);
+                x = Vector512.Create(*r9); c90 = Vector512.FusedMultiplyAdd(x, b0, c90); if (two) c91 = Vector512.FusedMultiplyAdd(x, b1, c91);
+                x = Vector512.Create(*r10); ca0 = Vector512.FusedMultiplyAdd(x, b0, ca0); if (two) ca1 = Vector512.FusedMultiplyAdd(x, b1, ca1);
+                x = Vector512.Create(*r11); cb0 = Vector512.FusedMultiplyAdd(x, b0, cb0); if (two) cb1 = Vector512.FusedMultiplyAdd(x, b1, cb1);
+                r8++; r9++; r10++; r11++;
+            }
+            b += 32;
+        }
+        Store(c, c00, c01, two, overwrite); Store(c + ldc, c10, c11, two, overwrite); Store(c + 2 * ldc, c20, c21, two, overwrite);
+        Store(c + 3 * ldc, c30, c31, two, overwrite); Store(c + 4 * ldc, c40, c41, two, overwrite); Store(c + 5 * ldc, c50, c51, two, overwrite);
+        Store(c + 6 * ldc, c60, c61, two, overwrite); Store(c + 7 * ldc, c70, c71, two, overwrite);
+        if (twelve)
+        {
+            Store(c + 8 * ldc, c80, c81, two, overwrite); Store(c + 9 * ldc, c90, c91, two, overwrite);
+            Store(c + 10 * ldc, ca0, ca1, two, overwrite); Store(c + 11 * ldc, cb0, cb1, two, overwrite);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* c, Vector512<float> v0, Vector512<float> v1, bool two, bool overwrite)
     {
@@ -468,7 +565,8 @@ public static unsafe class Sgemm
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
+        // The loop runs on A's first row pointer (no counter: every register is taken).
+        for (float* end = a + kc; a < end;)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
