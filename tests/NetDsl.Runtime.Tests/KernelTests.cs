@@ -41,16 +41,19 @@ public class KernelTests
     [InlineData(true, false, 250, 7, 130)]
     [InlineData(false, true, 2000, 10, 128)]
     [InlineData(true, false, 1500, 12, 100)]
-    // Packed products whose rows take 8-row panels (M = 64, 256), with a last column panel of at most 16.
+    // Products of 64 or 256 rows (8-row panels for packed A; 12-row and then 8-row ones for A read in place), with a
+    // last column panel of at most 16.
     [InlineData(false, true, 64, 200, 300)]
     [InlineData(true, false, 256, 130, 40)]
     [InlineData(false, false, 64, 196, 288)]
     [InlineData(false, false, 300, 70, 300)]    // 12-row panels of row-major A read in place (rows 1200 B apart)
-    [InlineData(false, true, 1000, 40, 300)]    // ... with a last panel of 4 rows, packed
-    [InlineData(false, false, 1002, 40, 300)]   // ... and of 6
+    [InlineData(false, true, 1000, 40, 300)]    // ... 82 of them and two of 8 rows
+    [InlineData(false, false, 1002, 40, 300)]   // ... 83 and a last panel of 6 rows, packed
+    [InlineData(false, false, 45, 200, 300)]    // three 12-row panels, an 8-row one and a last row
     [InlineData(false, false, 40, 70, 1100)]    // three K blocks of 367, 367 and 366
     [InlineData(true, true, 30, 50, 1100)]
     [InlineData(false, false, 300, 40, 1024)]   // rows 4 KiB apart: 12-row panels packed, 8 + 4 rows at a time
+    [InlineData(false, false, 64, 130, 1024)]   // ... and 8-row panels
     public void GemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);

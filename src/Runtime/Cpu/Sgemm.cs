@@ -27,7 +27,7 @@ public static unsafe class Sgemm
     public static bool IsAccelerated => Vector512.IsHardwareAccelerated || (Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported);
 
     /// <summary>
-    /// The row-panel height for an M-row product: 12 with AVX-512, or 8 where 12-row panels would pad more than
+    /// The row-panel height for an M-row product's packed A: 12 with AVX-512, or 8 where 12-row panels would pad more than
     /// 2 % of the rows (M = 64 or 256: a batch, a layer's outputs) and 8-row ones less.
     /// </summary>
     private static int RowPanel(int m)
@@ -184,8 +184,8 @@ public static unsafe class Sgemm
     /// <summary>
     /// Columns [n0, n1) of C. Each K block of op(B) is packed into this thread's buffer (it stays in L2), and each
     /// A block of it into this thread's buffer; with AVX-512, row-major A whose rows spread over L1's sets is read
-    /// in place instead (each worker of a split by columns would pack all of it), only a last panel of fewer than
-    /// MR rows still packed (zero-padded). An A micro-panel stays in L1 while the B micro-panels stream past
+    /// in place instead (<see cref="InPlaceRows"/>; each worker of a split by columns would pack all of it). An A
+    /// micro-panel stays in L1 while the B micro-panels stream past
     /// it from L2 (the AVX-512 kernel prefetches them), and the tiles of C it updates lie along its rows, which the
     /// hardware prefetcher follows; going down C's columns instead touches a new row, often a new page, at every
     /// tile.
@@ -194,7 +194,7 @@ public static unsafe class Sgemm
     {
         int mr = RowPanel(job.M), nr = NR;
         float* packA = Scratch.A;
-        bool direct = !job.TransA && Vector512.IsHardwareAccelerated && RowsSpread(job.Lda, mr);
+        bool inPlace = !job.TransA && Vector512.IsHardwareAccelerated && RowsSpread(job.Lda);
         for (int jc = n0; jc < n1; jc += NC)
         {
             int nc = Math.Min(NC, n1 - jc);
@@ -205,27 +205,24 @@ public static unsafe class Sgemm
                 bool overwrite = pc == 0 && !job.Accumulate;
                 float* packB = Scratch.B;
                 PackB(ref job, pc, kc, jc, nc, nr, packB);
+                if (inPlace)
+                {
+                    InPlaceRows(ref job, jc, nc, pc, kc, packB, packA, overwrite);
+                    continue;
+                }
                 for (int ic = 0; ic < job.M; ic += MC)
                 {
                     int mc = Math.Min(MC, job.M - ic);
-                    if (!direct) PackA(ref job, ic, mc, pc, kc, mr, packA);
+                    PackA(ref job, ic, mc, pc, kc, mr, packA);
                     for (int i = 0; i < mc; i += mr)
                     {
                         int rows = Math.Min(mr, mc - i);
-                        float* a = packA + i * kc;
-                        long lda = 0;
-                        if (direct && rows == mr)
-                        {
-                            a = job.A + (long)(ic + i) * job.Lda + pc;
-                            lda = job.Lda;
-                        }
-                        else if (direct) PackA(ref job, ic + i, rows, pc, kc, mr, a = packA);
                         for (int j = 0; j < nc; j += nr)
                         {
                             int cols = Math.Min(nr, nc - j);
                             float* ct = job.C + (long)(ic + i) * job.Ldc + jc + j;
-                            if (rows == mr && cols == nr) MicroKernel(mr, kc, a, lda, packB + j * kc, ct, job.Ldc, overwrite);
-                            else EdgeTile(mr, kc, a, lda, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
+                            if (rows == mr && cols == nr) MicroKernel(mr, kc, packA + i * kc, 0, packB + j * kc, ct, job.Ldc, overwrite);
+                            else EdgeTile(mr, kc, packA + i * kc, 0, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
                         }
                     }
                 }
@@ -234,13 +231,46 @@ public static unsafe class Sgemm
     }
 
     /// <summary>
-    /// Whether an A micro-panel can be read straight from rows <paramref name="lda"/> elements apart: at most three
-    /// of its <paramref name="mr"/> rows share an L1 set (rows 4 KiB apart would all compete for one set's 12 ways).
+    /// One K block of row-major A read in place against a packed block of op(B): 12-row panels, then 8-row ones for
+    /// the rows that 12 do not divide (128 = 10 × 12 + 8: no padded rows, where one panel height would pad 8 % or
+    /// drop to 8-row panels, whose kernel streams half as much B again for each multiply-add). A last panel of
+    /// fewer than 8 rows is packed (zero-padded). Every element's multiply-adds are the same whatever its panel.
     /// </summary>
-    private static bool RowsSpread(int lda, int mr)
+    private static void InPlaceRows(ref Job job, int jc, int nc, int pc, int kc, float* packB, float* packA, bool overwrite)
+    {
+        int m = job.M, nr = NR;
+        int twelves = m / 12;
+        while (twelves > 0 && (m - 12 * twelves) % 8 != 0) twelves--;
+        if ((m - 12 * twelves) % 8 != 0) twelves = m / 12; // M not a multiple of 4: the rest in 8-row panels
+        for (int i = 0, panel = 0; i < m; panel++)
+        {
+            int mr = panel < twelves ? 12 : 8, rows = Math.Min(mr, m - i);
+            float* a = job.A + (long)i * job.Lda + pc;
+            long lda = job.Lda;
+            if (rows < mr)
+            {
+                PackA(ref job, i, rows, pc, kc, mr, a = packA);
+                lda = 0;
+            }
+            for (int j = 0; j < nc; j += nr)
+            {
+                int cols = Math.Min(nr, nc - j);
+                float* ct = job.C + (long)i * job.Ldc + jc + j;
+                if (rows == mr && cols == nr) MicroKernel(mr, kc, a, lda, packB + j * kc, ct, job.Ldc, overwrite);
+                else EdgeTile(mr, kc, a, lda, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
+            }
+            i += mr;
+        }
+    }
+
+    /// <summary>
+    /// Whether A micro-panels can be read straight from rows <paramref name="lda"/> elements apart: at most three
+    /// of 12 rows share an L1 set (12 rows 4 KiB apart would all compete for one set's 12 ways).
+    /// </summary>
+    private static bool RowsSpread(int lda)
     {
         Span<int> sets = stackalloc int[64];
-        for (int r = 0; r < mr; r++)
+        for (int r = 0; r < 12; r++)
             if (++sets[(int)((long)r * lda / 16 % 64)] > 3) return false;
         return true;
     }
