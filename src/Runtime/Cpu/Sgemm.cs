@@ -595,8 +595,7 @@ public static unsafe class Sgemm
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        // The loop runs on A's first row pointer (no counter: every register is taken).
-        for (float* end = a + kc; a < end;)
+        for (int p = 0; p < kc; p++)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
