@@ -185,15 +185,14 @@ public static unsafe class Sgemm
     /// Columns [n0, n1) of C. Each K block of op(B) is packed into this thread's buffer (it stays in L2), and each
     /// A block of it into this thread's buffer; with AVX-512, row-major A whose rows spread over L1's sets is read
     /// in place instead (<see cref="InPlaceRows"/>; each worker of a split by columns would pack all of it). An A
-    /// micro-panel stays in L1 while the B micro-panels stream past
-    /// it from L2 (the AVX-512 kernel prefetches them), and the tiles of C it updates lie along its rows, which the
-    /// hardware prefetcher follows; going down C's columns instead touches a new row, often a new page, at every
-    /// tile.
+    /// micro-panel stays in L1 while the B micro-panels stream past it from L2 (the AVX-512 kernel prefetches them),
+    /// and the tiles of C it updates lie along its rows, which the hardware prefetcher follows; going down C's
+    /// columns instead touches a new row, often a new page, at every tile.
     /// </summary>
     private static void PackedSlice(ref Job job, int n0, int n1)
     {
         int mr = RowPanel(job.M), nr = NR;
-        float* packA = Scratch.A;
+        float* packA = Scratch.A, packB = Scratch.B;
         bool inPlace = !job.TransA && Vector512.IsHardwareAccelerated && RowsSpread(job.Lda);
         for (int jc = n0; jc < n1; jc += NC)
         {
@@ -203,7 +202,6 @@ public static unsafe class Sgemm
             {
                 int kc = Math.Min(depth, job.K - pc);
                 bool overwrite = pc == 0 && !job.Accumulate;
-                float* packB = Scratch.B;
                 PackB(ref job, pc, kc, jc, nc, nr, packB);
                 if (inPlace)
                 {
@@ -215,16 +213,7 @@ public static unsafe class Sgemm
                     int mc = Math.Min(MC, job.M - ic);
                     PackA(ref job, ic, mc, pc, kc, mr, packA);
                     for (int i = 0; i < mc; i += mr)
-                    {
-                        int rows = Math.Min(mr, mc - i);
-                        for (int j = 0; j < nc; j += nr)
-                        {
-                            int cols = Math.Min(nr, nc - j);
-                            float* ct = job.C + (long)(ic + i) * job.Ldc + jc + j;
-                            if (rows == mr && cols == nr) MicroKernel(mr, kc, packA + i * kc, 0, packB + j * kc, ct, job.Ldc, overwrite);
-                            else EdgeTile(mr, kc, packA + i * kc, 0, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
-                        }
-                    }
+                        TileRow(ref job, ic + i, Math.Min(mr, mc - i), mr, packA + i * kc, 0, jc, nc, kc, packB, overwrite);
                 }
             }
         }
@@ -238,7 +227,7 @@ public static unsafe class Sgemm
     /// </summary>
     private static void InPlaceRows(ref Job job, int jc, int nc, int pc, int kc, float* packB, float* packA, bool overwrite)
     {
-        int m = job.M, nr = NR;
+        int m = job.M;
         int twelves = m / 12;
         while (twelves > 0 && (m - 12 * twelves) % 8 != 0) twelves--;
         if ((m - 12 * twelves) % 8 != 0) twelves = m / 12; // M not a multiple of 4: the rest in 8-row panels
@@ -252,14 +241,24 @@ public static unsafe class Sgemm
                 PackA(ref job, i, rows, pc, kc, mr, a = packA);
                 lda = 0;
             }
-            for (int j = 0; j < nc; j += nr)
-            {
-                int cols = Math.Min(nr, nc - j);
-                float* ct = job.C + (long)i * job.Ldc + jc + j;
-                if (rows == mr && cols == nr) MicroKernel(mr, kc, a, lda, packB + j * kc, ct, job.Ldc, overwrite);
-                else EdgeTile(mr, kc, a, lda, packB + j * kc, ct, job.Ldc, rows, cols, overwrite);
-            }
+            TileRow(ref job, i, rows, mr, a, lda, jc, nc, kc, packB, overwrite);
             i += mr;
+        }
+    }
+
+    /// <summary>
+    /// The tiles of C for one row panel (rows [i, i + rows), an MR-row kernel) across columns [jc, jc + nc): A as for
+    /// <see cref="MicroKernel"/>, op(B) the packed block.
+    /// </summary>
+    private static void TileRow(ref Job job, int i, int rows, int mr, float* a, long lda, int jc, int nc, int kc, float* packB, bool overwrite)
+    {
+        int nr = NR;
+        float* c = job.C + (long)i * job.Ldc + jc;
+        for (int j = 0; j < nc; j += nr)
+        {
+            int cols = Math.Min(nr, nc - j);
+            if (rows == mr && cols == nr) MicroKernel(mr, kc, a, lda, packB + j * kc, c + j, job.Ldc, overwrite);
+            else EdgeTile(mr, kc, a, lda, packB + j * kc, c + j, job.Ldc, rows, cols, overwrite);
         }
     }
 
@@ -526,7 +525,7 @@ public static unsafe class Sgemm
     /// <see cref="PanelKernel{TRows, TWidth}"/> with A's elements read straight from MR rows of row-major A,
     /// <paramref name="lda"/> elements apart: the same multiply-adds in the same order, without packing A. Each row
     /// has its own pointer (an indexed address would not fold into the broadcast, which would then take a shuffle
-    /// beside the FMAs); the spare registers allow it.
+    /// beside the FMAs); with 12 rows the JIT keeps one pointer and the loop's end on the stack.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowsKernel<TRows, TWidth>(int kc, float* a, long lda, float* b, float* c, int ldc, bool overwrite)
