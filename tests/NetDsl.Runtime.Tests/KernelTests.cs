@@ -1,6 +1,7 @@
 using System;
 using NetDsl.Runtime.Cpu;
 using NetDsl.Runtime.Tests.Support;
+using NetDsl.Testing;
 using Xunit;
 
 namespace NetDsl.Runtime.Tests;
@@ -8,52 +9,15 @@ namespace NetDsl.Runtime.Tests;
 /// <summary>The CPU kernels against naive loops in double.</summary>
 public class KernelTests
 {
+    public static TheoryData<bool, bool, int, int, int> GemmShapes()
+    {
+        var data = new TheoryData<bool, bool, int, int, int>();
+        foreach (var (ta, tb, m, n, k) in GemmCases.All) data.Add(ta, tb, m, n, k);
+        return data;
+    }
+
     [Theory]
-    [InlineData(false, false, 7, 9, 5)]
-    [InlineData(false, true, 7, 9, 5)]
-    [InlineData(true, false, 7, 9, 5)]
-    [InlineData(true, true, 7, 9, 5)]
-    [InlineData(false, true, 1, 33, 70)]
-    [InlineData(false, true, 1, 64, 8)]     // dot products eight outputs at a time, K of one 256-bit vector
-    [InlineData(false, true, 3, 20, 5)]     // ... and K below a vector
-    [InlineData(true, false, 65, 17, 3)]
-    [InlineData(false, false, 157, 70, 300)]
-    [InlineData(false, true, 157, 70, 300)]
-    [InlineData(true, false, 157, 70, 300)]
-    [InlineData(true, true, 157, 70, 300)]
-    [InlineData(false, true, 64, 256, 784)]
-    [InlineData(false, true, 3, 256, 784)]
-    [InlineData(true, false, 300, 97, 129)]
-    [InlineData(false, false, 13, 2100, 33)]
-    // Small products (the direct path on AVX-512): whole vectors of columns, ragged ones, rows not a multiple of 4,
-    // and narrow C (N < 16 below M), which is computed transposed; a Linear step at batch 32 and its gradients.
-    [InlineData(false, false, 32, 64, 64)]
-    [InlineData(false, true, 32, 64, 8)]
-    [InlineData(true, false, 64, 64, 32)]
-    [InlineData(true, true, 33, 48, 20)]
-    [InlineData(false, false, 30, 40, 9)]
-    [InlineData(false, true, 32, 4, 64)]
-    [InlineData(false, false, 32, 4, 64)]
-    [InlineData(true, false, 64, 8, 32)]
-    [InlineData(true, true, 21, 10, 17)]
-    [InlineData(false, true, 32, 9, 784)]
-    [InlineData(false, true, 256, 10, 128)]
-    [InlineData(true, false, 250, 7, 130)]
-    [InlineData(false, true, 2000, 10, 128)]
-    [InlineData(true, false, 1500, 12, 100)]
-    // Products of 64 or 256 rows (8-row panels for packed A; 12-row and then 8-row ones for A read in place), with a
-    // last column panel of at most 16.
-    [InlineData(false, true, 64, 200, 300)]
-    [InlineData(true, false, 256, 130, 40)]
-    [InlineData(false, false, 64, 196, 288)]
-    [InlineData(false, false, 300, 70, 300)]    // 12-row panels of row-major A read in place (rows 1200 B apart)
-    [InlineData(false, true, 1000, 40, 300)]    // ... 82 of them and two of 8 rows
-    [InlineData(false, false, 1002, 40, 300)]   // ... 83 and a last panel of 6 rows, packed
-    [InlineData(false, false, 45, 200, 300)]    // three 12-row panels, an 8-row one and a last row
-    [InlineData(false, false, 40, 70, 1100)]    // three K blocks of 367, 367 and 366
-    [InlineData(true, true, 30, 50, 1100)]
-    [InlineData(false, false, 300, 40, 1024)]   // rows 4 KiB apart: 12-row panels packed, 8 + 4 rows at a time
-    [InlineData(false, false, 64, 130, 1024)]   // ... and 8-row panels
+    [MemberData(nameof(GemmShapes))]
     public void GemmMatchesNaive(bool ta, bool tb, int m, int n, int k)
     {
         var a = Numerics.Uniform<float>(m * k, 1);
