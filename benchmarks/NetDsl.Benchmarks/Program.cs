@@ -37,10 +37,14 @@ static class Quick
             "cnn-parts" => Parts(new CnnBenchmarks()),
             _ => Make(new GemmBenchmarks(), b => b.NetDsl),
         };
-        var sw = Stopwatch.StartNew();
-        long n = 0;
-        while (sw.Elapsed.TotalSeconds < seconds) { action(); n++; }
-        Console.WriteLine($"{name}: {sw.Elapsed.TotalMilliseconds * 1000 / n:F2} µs per call");
+        // Warm up (tiered JIT), then count the managed bytes every thread allocates while the loop runs.
+        for (int i = 0; i < 50; i++) action();
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        long start = Stopwatch.GetTimestamp(), n = 0;
+        while (Stopwatch.GetElapsedTime(start).TotalSeconds < seconds) { action(); n++; }
+        double micros = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+        allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+        Console.WriteLine($"{name}: {micros / n:F2} µs per call; {allocated} managed bytes allocated by all threads in {n} calls");
         return 0;
 
         static Action Parts<TNet>(ModelBenchmarks<TNet> b) where TNet : NetDsl.Runtime.CompiledNetwork<float>
