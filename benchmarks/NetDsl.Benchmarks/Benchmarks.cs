@@ -128,6 +128,7 @@ public abstract class ModelBenchmarks<TNet> : Workload where TNet : CompiledNetw
     protected virtual bool Classification => true;
 
     private TNet _net = null!;
+    private InferenceSession<float> _session = null!;
     private Trainer<float> _trainer = null!;
     private Sequential _model = null!;
     private optim.Optimizer _torchOptimizer = null!;
@@ -143,6 +144,7 @@ public abstract class ModelBenchmarks<TNet> : Workload where TNet : CompiledNetw
         _model = CreateTorch(_net);
         _torchOptimizer = CreateTorchOptimizer(_model);
         _trainer = _net.CreateTrainer(CreateOptimizer(), Classification ? Loss.CrossEntropy : Loss.MeanSquaredError, StepBatch);
+        _session = _net.CreateInferenceSession(); // the weights as initialized: the same as TorchSharp's
         var d = _net.Description;
         long[] Shape(int batch) => [batch, .. Array.ConvertAll(d.InputShape, s => (long)s)];
         _x = TorchModels.Random(StepBatch * d.InputSize, 3);
@@ -196,6 +198,10 @@ public abstract class ModelBenchmarks<TNet> : Workload where TNet : CompiledNetw
 
     [Benchmark(OperationsPerInvoke = 256), BenchmarkCategory("infer b256")]
     public void NetDslInfer256() => _net.Predict(_x256, _out256);
+
+    /// <summary>The deployment path: a frozen <see cref="InferenceSession{T}"/>, whose Linear weights are packed once.</summary>
+    [Benchmark(OperationsPerInvoke = 256), BenchmarkCategory("infer b256")]
+    public void NetDslSessionInfer256() => _session.Predict(_x256, _out256);
 }
 
 /// <summary>W-tiny: batch-1 inference and a batch-32 MSE training step with SGD (lr 0.01, momentum 0.9).</summary>

@@ -27,9 +27,11 @@ static class Quick
             "tiny-step" => Make(new TinyBenchmarks(), b => () => b.NetDslStep()),
             "mlp-infer" => Make(new MlpBenchmarks(), b => b.NetDslInfer1),
             "mlp-256" => Make(new MlpBenchmarks(), b => b.NetDslInfer256),
+            "mlp-256-session" => Make(new MlpBenchmarks(), b => b.NetDslSessionInfer256),
             "mlp-step" => Make(new MlpBenchmarks(), b => () => b.NetDslStep()),
             "cnn-infer" => Make(new CnnBenchmarks(), b => b.NetDslInfer1),
             "cnn-256" => Make(new CnnBenchmarks(), b => b.NetDslInfer256),
+            "cnn-256-session" => Make(new CnnBenchmarks(), b => b.NetDslSessionInfer256),
             "cnn-step" => Make(new CnnBenchmarks(), b => () => b.NetDslStep()),
             "sgd" => SgdOnly(),
             "pool" => PoolOnly(),
@@ -124,10 +126,12 @@ static class Quick
         var mlp = new MlpBenchmarks(); mlp.GlobalSetup();
         Pair("mlp infer b1", mlp.TorchInfer1, mlp.NetDslInfer1);
         Pair("mlp infer b256", mlp.TorchInfer256, mlp.NetDslInfer256, 256);
+        Pair("mlp b256 session", mlp.TorchInfer256, mlp.NetDslSessionInfer256, 256);
         Pair("mlp step b64", () => mlp.TorchStep(), () => mlp.NetDslStep());
         var cnn = new CnnBenchmarks(); cnn.GlobalSetup();
         Pair("cnn infer b1", cnn.TorchInfer1, cnn.NetDslInfer1);
         Pair("cnn infer b256", cnn.TorchInfer256, cnn.NetDslInfer256, 256);
+        Pair("cnn b256 session", cnn.TorchInfer256, cnn.NetDslSessionInfer256, 256);
         Pair("cnn step b64", () => cnn.TorchStep(), () => cnn.NetDslStep());
         return 0;
     }

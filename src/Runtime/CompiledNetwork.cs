@@ -13,8 +13,9 @@ namespace NetDsl.Runtime;
 /// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
 public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly AlignedArray<T> _parameters;
-    private readonly AlignedArray<T> _state;
+    // Not readonly: an inference session's private clone gets copies of its own (CreateInferenceSession).
+    private AlignedArray<T> _parameters;
+    private AlignedArray<T> _state;
     private Workspace<T>? _inferenceWorkspace;
 
     /// <summary>Creates the network and initializes its parameters from <paramref name="seed"/>.</summary>
@@ -106,6 +107,25 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
             ws = new Workspace<T>(Description.InferencePlan, batch, 0);
         ForwardInference(input, output, ws, batch);
         Interlocked.CompareExchange(ref _inferenceWorkspace, ws, null);
+    }
+
+    /// <summary>
+    /// Freezes the network for inference: the session holds a private copy of the parameters and state as they are
+    /// now (later training, loading or writes to <see cref="ParameterData"/> do not reach it), and, for float
+    /// networks, packs each Linear layer's weights into the GEMM kernel's panel layout once, on first use, instead of
+    /// on every call as <see cref="Predict"/> must (its weights may change between calls). Outputs are
+    /// bit-identical to <see cref="Predict"/> on the same parameters. Thread-safe, as <see cref="Predict"/>.
+    /// Memory: a second copy of the parameters, plus the packed weights of the layers that use them.
+    /// </summary>
+    public InferenceSession<T> CreateInferenceSession()
+    {
+        var clone = (CompiledNetwork<T>)MemberwiseClone();
+        clone._parameters = new AlignedArray<T>(_parameters.Length);
+        _parameters.Span.CopyTo(clone._parameters.Span);
+        clone._state = new AlignedArray<T>(_state.Length);
+        _state.Span.CopyTo(clone._state.Span);
+        clone._inferenceWorkspace = null;
+        return new InferenceSession<T>(clone);
     }
 
     /// <summary>

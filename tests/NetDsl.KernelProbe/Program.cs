@@ -7,7 +7,7 @@ using NetDsl.Runtime.Cpu;
 using NetDsl.Testing;
 
 // Runs the CPU kernels on every GEMM shape of GemmCases (overwriting, accumulating, on sub-blocks of larger
-// matrices, and with a bias-and-ReLU epilogue), max pooling forward and backward (ties, NaN, padding, odd sizes) and
+// matrices, with a bias-and-ReLU epilogue, and with op(B) declared constant: packed once and reused), max pooling forward and backward (ties, NaN, padding, odd sizes) and
 // convolution forward and backward, each against a naive loop in double. Prints the instruction sets the JIT uses,
 // one line per check ("ok" or "FAIL" and the worst element), and a last line "checks N failed F"; exits with F.
 // The Runtime tests run it with DOTNET_EnableAVX512=0, DOTNET_EnableAVX2=0 and DOTNET_EnableHWIntrinsic=0, so the
@@ -103,6 +103,30 @@ foreach (var (ta, tb, m, n, k) in GemmCases.All)
             var epilogue = new BiasRelu { C = c, Bias = bias };
             Gemm.Multiply<float, BiasRelu>(ta, tb, m, n, k, a, b, c, accumulate: false, ref epilogue, n);
             Report($"gemm {shape} + bias, relu", Close(expected, c, 1e-5));
+
+            // op(B) declared constant (an inference session's weights): packed on the first call, reused by the
+            // second; both must equal the per-call packing bit for bit, with and without the epilogue.
+            var plain = new float[m * n];
+            Gemm.Multiply<float>(ta, tb, m, n, k, a, b, plain, accumulate: false);
+            var first = new float[m * n];
+            var second = new float[m * n];
+            var fused = new float[m * n];
+            unsafe
+            {
+                fixed (float* pb = b)
+                {
+                    var constants = new ConstantOperands(pb, b.Length);
+                    using (constants.Enter())
+                    {
+                        Gemm.Multiply<float>(ta, tb, m, n, k, a, b, first, accumulate: false);
+                        Gemm.Multiply<float>(ta, tb, m, n, k, a, b, second, accumulate: false);
+                        var constantEpilogue = new BiasRelu { C = fused, Bias = bias };
+                        Gemm.Multiply<float, BiasRelu>(ta, tb, m, n, k, a, b, fused, accumulate: false, ref constantEpilogue, n);
+                    }
+                }
+            }
+            Report($"gemm {shape} constant B", Same(plain, first) ?? Same(plain, second));
+            Report($"gemm {shape} constant B + bias, relu", Same(c, fused));
         }
     }
 }

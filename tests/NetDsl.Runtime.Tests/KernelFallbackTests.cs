@@ -10,10 +10,11 @@ namespace NetDsl.Runtime.Tests;
 
 /// <summary>
 /// The CPU kernels' fallbacks against naive sums: NetDsl.KernelProbe checks every GEMM shape of
-/// <see cref="GemmCases"/> (overwriting, accumulating, on sub-blocks, with a fused epilogue), max pooling and
-/// convolution in a fresh process, as the machine allows and with AVX-512 off (the AVX2 6×16 kernel), AVX2 off
-/// (Vector&lt;T&gt; loops) and all hardware intrinsics off (scalar code). This test process only ever runs the
-/// machine's own kernel paths: the JIT fixes them when it compiles the kernels.
+/// <see cref="GemmCases"/> (overwriting, accumulating, on sub-blocks, with a fused epilogue, and with op(B) packed
+/// once as a constant operand, bit for bit against packing per call), max pooling and convolution in a fresh process,
+/// as the machine allows and with AVX-512 off (the AVX2 6×16 kernel), AVX2 off (Vector&lt;T&gt; loops) and all
+/// hardware intrinsics off (scalar code). This test process only ever runs the machine's own kernel paths: the JIT
+/// fixes them when it compiles the kernels.
 /// </summary>
 public class KernelFallbackTests
 {
@@ -44,8 +45,9 @@ public class KernelFallbackTests
         if (variable is not null) Skip.If(isa == DefaultIsa.Value, $"This machine does not have what {variable}=0 switches off ({isa}).");
         var failures = checks.Where(line => !line.EndsWith(": ok", StringComparison.Ordinal)).ToList();
         Assert.True(failures.Count == 0, $"{isa}, {variable ?? "default"}:\n" + string.Join("\n", failures));
-        // Every GEMM shape ran: overwriting and accumulating, contiguous and on sub-blocks, and with the epilogue.
-        Assert.Equal(5 * GemmCases.All.Length, checks.Count(line => line.StartsWith("gemm ", StringComparison.Ordinal)));
+        // Every GEMM shape ran: overwriting and accumulating, contiguous and on sub-blocks, with the epilogue, and
+        // with a constant B (packed once) with and without it.
+        Assert.Equal(7 * GemmCases.All.Length, checks.Count(line => line.StartsWith("gemm ", StringComparison.Ordinal)));
         Assert.Contains(checks, line => line.StartsWith("max pool ", StringComparison.Ordinal));
         Assert.Contains(checks, line => line.StartsWith("conv ", StringComparison.Ordinal));
         Assert.True(all.Contains($"checks {checks.Length} failed 0", StringComparison.Ordinal), all);

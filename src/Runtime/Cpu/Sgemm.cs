@@ -64,7 +64,7 @@ public static unsafe class Sgemm
     /// <paramref name="ldb"/> and <paramref name="ldc"/> elements apart (sub-blocks of larger matrices).
     /// </summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
-        => Multiply(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, CpuWorkers.Count > 1 && WorthSplitting(m, n, k));
+        => Multiply(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, CpuWorkers.Count > 1 && WorthSplitting(m, n, k), packedB: null);
 
     /// <summary>
     /// Large products, and weight matrices of at least 128 KiB read by few rows (memory-bound: each core then streams
@@ -72,7 +72,8 @@ public static unsafe class Sgemm
     /// </summary>
     private static bool WorthSplitting(int m, int n, int k) => (long)m * n * k >= ParallelThreshold || (long)n * k >= 1 << 15;
 
-    private static void Multiply(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool parallel)
+    private static void Multiply(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool parallel,
+        float* packedB)
     {
         if (m <= 0 || n <= 0) return;
         if (k <= 0)
@@ -98,6 +99,9 @@ public static unsafe class Sgemm
         }
         else
         {
+            // A B operand the calling thread has declared constant (an inference session's weights) is packed once.
+            if (packedB == null) packedB = ConstantOperands.Find(transB, n, k, b, ldb);
+            if (packedB != null) job = new Job(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, packedB);
             if (parallel) CpuWorkers.Run(ref job, &PackedSlice, n);
             else PackedSlice(ref job, 0, n);
         }
@@ -122,7 +126,10 @@ public static unsafe class Sgemm
         long periodRows = period / Gcd(period, n);
         long align = (DotRowsLimit + periodRows - 1) / periodRows * periodRows;
         if (m <= 2 * count * align) return false;
-        var job = new RowsJob(new Job(transA, transB, m, n, k, a, transA ? m : k, b, transB ? k : n, c, n, accumulate), Unsafe.AsPointer(ref epilogue));
+        int ldb = transB ? k : n;
+        // The workers see no constant operands of their own: the calling thread's packed B goes with the job.
+        float* packedB = ConstantOperands.Find(transB, n, k, b, ldb);
+        var job = new RowsJob(new Job(transA, transB, m, n, k, a, transA ? m : k, b, ldb, c, n, accumulate, packedB), Unsafe.AsPointer(ref epilogue));
         CpuWorkers.Run(ref job, &RowsThen<TEpilogue>, m, (int)align);
         return true;
     }
@@ -145,7 +152,7 @@ public static unsafe class Sgemm
     {
         ref readonly Job job = ref rows.Job;
         float* a = job.A + (job.TransA ? r0 : (long)r0 * job.Lda);
-        Multiply(job.TransA, job.TransB, r1 - r0, job.N, job.K, a, job.Lda, job.B, job.Ldb, job.C + (long)r0 * job.Ldc, job.Ldc, job.Accumulate, parallel: false);
+        Multiply(job.TransA, job.TransB, r1 - r0, job.N, job.K, a, job.Lda, job.B, job.Ldb, job.C + (long)r0 * job.Ldc, job.Ldc, job.Accumulate, parallel: false, job.PackedB);
         Unsafe.AsRef<TEpilogue>(rows.Epilogue).Run(r0 * job.N, r1 * job.N);
     }
 
@@ -172,11 +179,15 @@ public static unsafe class Sgemm
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
 
     /// <summary>The operands of one product; slices of its columns go to the workers.</summary>
-    internal readonly struct Job(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+    internal readonly struct Job(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate,
+        float* packedB = null)
     {
         public readonly bool TransA = transA, TransB = transB, Accumulate = accumulate;
         public readonly int M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc;
         public readonly float* A = a, B = b, C = c;
+
+        /// <summary>All of op(B) packed once (<see cref="PackWhole"/>, a constant operand), or null: pack per call.</summary>
+        public readonly float* PackedB = packedB;
     }
 
     // ---- packed path (NN, NT with 16 rows or more, TN, TT) --------------------------------------------------
@@ -202,10 +213,12 @@ public static unsafe class Sgemm
             {
                 int kc = Math.Min(depth, job.K - pc);
                 bool overwrite = pc == 0 && !job.Accumulate;
-                PackB(ref job, pc, kc, jc, nc, nr, packB);
+                float* blockB = packB;
+                if (job.PackedB != null) blockB = job.PackedB + (long)pc * RoundUp(job.N, nr) + (long)jc * kc; // see PackWhole
+                else PackB(ref job, pc, kc, jc, nc, nr, packB);
                 if (inPlace)
                 {
-                    InPlaceRows(ref job, jc, nc, pc, kc, packB, packA, overwrite);
+                    InPlaceRows(ref job, jc, nc, pc, kc, blockB, packA, overwrite);
                     continue;
                 }
                 for (int ic = 0; ic < job.M; ic += MC)
@@ -213,7 +226,7 @@ public static unsafe class Sgemm
                     int mc = Math.Min(MC, job.M - ic);
                     PackA(ref job, ic, mc, pc, kc, mr, packA);
                     for (int i = 0; i < mc; i += mr)
-                        TileRow(ref job, ic + i, Math.Min(mr, mc - i), mr, packA + i * kc, 0, jc, nc, kc, packB, overwrite);
+                        TileRow(ref job, ic + i, Math.Min(mr, mc - i), mr, packA + i * kc, 0, jc, nc, kc, blockB, overwrite);
                 }
             }
         }
@@ -329,6 +342,24 @@ public static unsafe class Sgemm
                 }
             }
         }
+    }
+
+    /// <summary>The elements <see cref="PackWhole"/> writes for op(B) of <paramref name="k"/> × <paramref name="n"/>.</summary>
+    internal static long PackedSize(int n, int k) => (long)k * RoundUp(n, NR);
+
+    /// <summary>
+    /// Packs all of op(B) (K × N) as the packed path packs it per call: K block after K block (<see cref="BlockDepth"/>),
+    /// block pc at <c>pc · N↑NR</c>, each block's NR-column panels (k-major, the last zero-padded) one after another,
+    /// so columns [jc, …) of block pc start at <c>pc · N↑NR + jc · kc</c> for any jc that is a multiple of NR (the
+    /// workers' column slices are multiples of 32). A product given the result computes exactly what it would
+    /// computing its own panels.
+    /// </summary>
+    internal static void PackWhole(bool transB, int n, int k, float* b, int ldb, float* dst)
+    {
+        var job = new Job(false, transB, 0, n, k, null, 0, b, ldb, null, 0, false);
+        int nr = NR, np = RoundUp(n, nr), depth = BlockDepth(k);
+        for (int pc = 0; pc < k; pc += depth)
+            PackB(ref job, pc, Math.Min(depth, k - pc), 0, n, nr, dst + (long)pc * np);
     }
 
     /// <summary>Packs B[pc..pc+kc, jc..jc+nc] into NR-column panels, k-major, zero-padding the last panel.</summary>
