@@ -9,8 +9,11 @@ using NetDsl.Benchmarks;
 // dotnet run -c Release --project benchmarks/NetDsl.Benchmarks -- --filter '*Mlp*'
 // dotnet run -c Release --project benchmarks/NetDsl.Benchmarks -- --quick      interleaved stopwatch medians (fast)
 // dotnet run -c Release --project benchmarks/NetDsl.Benchmarks -- --epoch [DIR] W-epoch on Fashion-MNIST
+// ... -- --loop mlp-256 [SECONDS]                  one NetDsl workload in a loop (for perf), with its allocations
+// ... -- --alternate mlp-256 mlp-256-session [S]   two NetDsl workloads alternating every ~30 ms, medians
 if (args.Length > 0 && args[0] == "--quick") return Quick.Run(args.Skip(1).ToArray());
 if (args.Length > 0 && args[0] == "--epoch") return Epoch.Run(args.Length > 1 ? args[1] : null);
+if (args.Length > 2 && args[0] == "--alternate") return Quick.Alternate(args[1], args[2], args.Length > 3 ? double.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 20);
 if (args.Length > 1 && args[0] == "--loop") return Quick.Loop(args[1], args.Length > 2 ? double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
 BenchmarkSwitcher.FromAssembly(typeof(Workload).Assembly).Run(args);
 return 0;
@@ -21,7 +24,47 @@ static class Quick
     /// <summary>Runs one NetDsl workload in a loop (for a profiler).</summary>
     public static int Loop(string name, double seconds)
     {
-        Action action = name switch
+        Action action = Pick(name);
+        // Warm up (tiered JIT), then count the managed bytes every thread allocates while the loop runs.
+        for (int i = 0; i < 50; i++) action();
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        long start = Stopwatch.GetTimestamp(), n = 0;
+        while (Stopwatch.GetElapsedTime(start).TotalSeconds < seconds) { action(); n++; }
+        double micros = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+        allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+        Console.WriteLine($"{name}: {micros / n:F2} µs per call; {allocated} managed bytes allocated by all threads in {n} calls");
+        return 0;
+    }
+
+    /// <summary>
+    /// Two NetDsl workloads (names as for <c>--loop</c>) in one process, alternating every ~30 ms for
+    /// <paramref name="seconds"/>: the way to see a few percent on a host whose speed drifts from minute to minute.
+    /// </summary>
+    public static int Alternate(string first, string second, double seconds)
+    {
+        var actions = new[] { Pick(first), Pick(second) };
+        var times = new[] { new List<double>(), new List<double>() };
+        foreach (var action in actions) for (int i = 0; i < 50; i++) action();
+        long start = Stopwatch.GetTimestamp();
+        while (Stopwatch.GetElapsedTime(start).TotalSeconds < seconds)
+            for (int v = 0; v < 2; v++)
+            {
+                long t0 = Stopwatch.GetTimestamp(), n = 0;
+                while (Stopwatch.GetElapsedTime(t0).TotalMilliseconds < 30 || n < 2) { actions[v](); n++; }
+                times[v].Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds / n);
+            }
+        for (int v = 0; v < 2; v++)
+        {
+            var t = times[v];
+            t.Sort();
+            Console.WriteLine($"{(v == 0 ? first : second),-18} median {t[t.Count / 2],10:F2} µs   p25 {t[t.Count / 4],10:F2} µs   best {t[0],10:F2} µs   ({t.Count} windows)");
+        }
+        return 0;
+    }
+
+    private static Action Pick(string name)
+    {
+        return name switch
         {
             "tiny-infer" => Make(new TinyBenchmarks(), b => b.NetDslInfer1),
             "tiny-step" => Make(new TinyBenchmarks(), b => () => b.NetDslStep()),
@@ -37,17 +80,11 @@ static class Quick
             "pool" => PoolOnly(),
             "mlp-parts" => Parts(new MlpBenchmarks()),
             "cnn-parts" => Parts(new CnnBenchmarks()),
-            _ => Make(new GemmBenchmarks(), b => b.NetDsl),
+            "tiny-256" => Make(new TinyBenchmarks(), b => b.NetDslInfer256),
+            "tiny-256-session" => Make(new TinyBenchmarks(), b => b.NetDslSessionInfer256),
+            "gemm" => Make(new GemmBenchmarks(), b => b.NetDsl),
+            _ => throw new ArgumentException($"Unknown workload '{name}'."),
         };
-        // Warm up (tiered JIT), then count the managed bytes every thread allocates while the loop runs.
-        for (int i = 0; i < 50; i++) action();
-        long allocated = GC.GetTotalAllocatedBytes(precise: true);
-        long start = Stopwatch.GetTimestamp(), n = 0;
-        while (Stopwatch.GetElapsedTime(start).TotalSeconds < seconds) { action(); n++; }
-        double micros = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
-        allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
-        Console.WriteLine($"{name}: {micros / n:F2} µs per call; {allocated} managed bytes allocated by all threads in {n} calls");
-        return 0;
 
         static Action Parts<TNet>(ModelBenchmarks<TNet> b) where TNet : NetDsl.Runtime.CompiledNetwork<float>
         {
