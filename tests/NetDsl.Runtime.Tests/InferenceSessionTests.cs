@@ -84,6 +84,29 @@ public class InferenceSessionTests
     }
 
     [Fact]
+    public void TheSessionKeepsTheRunningStatisticsItWasCreatedWith()
+    {
+        var net = new Networks.BatchNorm2dNet(1);
+        var x = Numerics.Uniform<float>(16 * 32, 1);
+        var labels = Numerics.Labels(16, 4, 2);
+        using var trainer = net.CreateTrainer(new Sgd(0.1), Loss.CrossEntropy, 16);
+        for (int i = 0; i < 3; i++) trainer.Step(x, labels);
+        var session = net.CreateInferenceSession();
+        var expected = new float[16 * 4];
+        net.Predict(x, expected);
+        var actual = new float[16 * 4];
+        session.Predict(x, actual);
+        AssertSameBits(expected, actual, "after three steps");
+
+        // More training moves the parameters and the running statistics of the network, not of the session.
+        var stats = net.State("bn.running_mean").ToArray();
+        for (int i = 0; i < 3; i++) trainer.Step(x, labels);
+        Assert.NotEqual(stats, net.State("bn.running_mean").ToArray());
+        session.Predict(x, actual);
+        AssertSameBits(expected, actual, "after three more steps of the network");
+    }
+
+    [Fact]
     public void SessionPredictAllocatesNothingOnceWarm()
     {
         var session = new SessionMlp(3).CreateInferenceSession();
