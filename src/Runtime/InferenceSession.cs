@@ -44,14 +44,7 @@ public sealed class InferenceSession<T> where T : unmanaged, IFloatingPointIeee7
             _network.Predict(input, output);
             return;
         }
-        var scope = _constants.Enter();
-        try
-        {
-            _network.Predict(input, output);
-        }
-        finally
-        {
-            scope.Dispose();
-        }
+        using var scope = _constants.Enter();
+        _network.Predict(input, output);
     }
 }

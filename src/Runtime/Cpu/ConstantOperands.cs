@@ -68,10 +68,8 @@ public sealed unsafe class ConstantOperands
         // The last element op(B) reads: row n − 1 of B stored [N, K], or row k − 1 of B stored [K, N].
         long last = transB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n;
         if ((nuint)b < block._start || (nuint)(b + last) > block._end) return null;
-        var key = new Operand((nuint)b, transB, n, k, ldb);
-        if (!block._packed.TryGetValue(key, out var packed))
-            packed = block._packed.GetOrAdd(key, static key => Pack(key));
-        return Aligned(packed);
+        // GetOrAdd looks up first, and its static factory allocates nothing once the operand is packed.
+        return Aligned(block._packed.GetOrAdd(new Operand((nuint)b, transB, n, k, ldb), static key => Pack(key)));
     }
 
     private static float[] Pack(Operand operand)
