@@ -64,6 +64,21 @@ static class Quick
 
     private static Action Pick(string name)
     {
+        // NAME-whole: the batch runs whole on the calling thread (each kernel splitting what it splits), not split
+        // over the threads by samples: the runtime's internal switch (BatchSplit.Enabled), reached through reflection.
+        const string whole = "-whole";
+        if (name.EndsWith(whole, StringComparison.Ordinal))
+        {
+            var inner = Pick(name[..^whole.Length]);
+            var split = typeof(NetDsl.Runtime.CompiledNetwork<float>).Assembly.GetType("NetDsl.Runtime.BatchSplit")!
+                .GetField("Enabled", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
+            return () =>
+            {
+                split.SetValue(null, false);
+                try { inner(); }
+                finally { split.SetValue(null, true); }
+            };
+        }
         return name switch
         {
             "tiny-infer" => Make(new TinyBenchmarks(), b => b.NetDslInfer1),

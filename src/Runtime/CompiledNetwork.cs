@@ -17,6 +17,18 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     private AlignedArray<T> _parameters;
     private AlignedArray<T> _state;
     private Workspace<T>? _inferenceWorkspace;
+    private Workspace<T>?[]? _chunkWorkspaces;   // one per thread of a batch split over the threads (see Infer)
+    private Cpu.ConstantOperands? _constants;     // an inference session's frozen weights (see CreateInferenceSession)
+
+    /// <summary>
+    /// The memory an inference session's clone has frozen (its parameters): every thread running a share of its
+    /// inference enters it, so each GEMM whose weights lie there packs them once.
+    /// </summary>
+    internal Cpu.ConstantOperands? Constants
+    {
+        get => _constants;
+        set => _constants = value;
+    }
 
     /// <summary>Creates the network and initializes its parameters from <paramref name="seed"/>.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
@@ -102,11 +114,97 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
         int need = batch * Description.OutputSize;
         if (output.Length != need)
             throw new ArgumentException($"The output span has {output.Length} elements; a batch of {batch} needs {need} ({batch} × {Description.OutputSize}).", nameof(output));
+        if (_constants is null)
+        {
+            Infer(input, output, batch);
+            return;
+        }
+        using var scope = _constants.Enter();
+        Infer(input, output, batch);
+    }
+
+    /// <summary>
+    /// Inference never mixes samples (no operation reaches across the batch dimension), so a large batch of a network
+    /// with small activations is split over the threads, each running the whole network single-threaded on its share
+    /// (at least <see cref="BatchSplit.ChunkSamples"/> samples), in pieces whose activations fit in its core's L2
+    /// (<see cref="BatchSplit.PieceBytes"/>), in a workspace of its own. Each layer's output then stays in the core that reads
+    /// it next, no layer waits for a fork and join, and layers too small to split alone (a classifier's last one)
+    /// run on every thread. A network whose activations would not fit (a CNN on images) and a small batch run whole,
+    /// each kernel splitting what is worth splitting: the threads sharing a layer's work beats each streaming its
+    /// share of the batch through L3.
+    /// </summary>
+    private unsafe void Infer(ReadOnlySpan<T> input, Span<T> output, int batch)
+    {
+        int chunks = batch / BatchSplit.ChunkSamples, threads = Cpu.CpuWorkers.Count;
+        var plan = Description.InferencePlan;
+        long sampleBytes = (long)plan.ActivationsPerSample * sizeof(T) + (long)plan.IndicesPerSample * sizeof(int);
+        if (BatchSplit.Enabled && threads > 1 && chunks >= 2 && Description.FlopsPerSample * (double)batch >= BatchSplit.MinFlops
+            && 2 * BatchSplit.ChunkSamples * sampleBytes <= BatchSplit.PieceBytes)
+        {
+            var slots = Interlocked.Exchange(ref _chunkWorkspaces, null);
+            if (slots is null || slots.Length != threads) slots = new Workspace<T>?[threads];
+            // A thread's share follows the threads' measured speeds, so it may exceed an equal one: a quarter more
+            // is allocated, capped at a piece. Larger shares run in pieces, none shorter than ChunkSamples samples
+            // (pieces as equal as possible, of at most a capacity of at least 2 · ChunkSamples).
+            const int chunk = BatchSplit.ChunkSamples;
+            int share = RoundUp((int)Math.Min(batch, (batch * 5L + 4 * threads - 1) / (4 * threads)), chunk);
+            int piece = (int)Math.Min(int.MaxValue, BatchSplit.PieceBytes / Math.Max(1, sampleBytes)) / chunk * chunk;
+            int capacity = Math.Max(2 * chunk, Math.Min(share, piece));
+            var job = new ChunkJob(this, input, output, slots, batch, chunks, capacity);
+            Cpu.CpuWorkers.Run(ref job, &InferChunks, chunks, align: 1);
+            Interlocked.CompareExchange(ref _chunkWorkspaces, slots, null);
+            return;
+        }
         var ws = Interlocked.Exchange(ref _inferenceWorkspace, null);
         if (ws is null || ws.Capacity < batch)
             ws = new Workspace<T>(Description.InferencePlan, batch, 0);
         ForwardInference(input, output, ws, batch);
         Interlocked.CompareExchange(ref _inferenceWorkspace, ws, null);
+    }
+
+    private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
+
+    /// <summary>A batch split over the threads: chunk i holds samples [16·i, 16·(i + 1)), the last one the rest.</summary>
+    private ref struct ChunkJob(CompiledNetwork<T> network, ReadOnlySpan<T> input, Span<T> output, Workspace<T>?[] slots, int batch, int chunks, int capacity)
+    {
+        public readonly CompiledNetwork<T> Network = network;
+        public readonly ReadOnlySpan<T> Input = input;
+        public readonly Span<T> Output = output;
+        public readonly Workspace<T>?[] Slots = slots;
+        public readonly int Batch = batch, Chunks = chunks, Capacity = capacity;
+        public int NextSlot;
+    }
+
+    /// <summary>One thread's share of a split batch: chunks [c0, c1), in pieces of at most the slots' capacity.</summary>
+    private static void InferChunks(ref ChunkJob job, int c0, int c1)
+    {
+        if (c0 >= c1) return;
+        int r0 = c0 * BatchSplit.ChunkSamples, r1 = c1 == job.Chunks ? job.Batch : c1 * BatchSplit.ChunkSamples;
+        int slot = Interlocked.Increment(ref job.NextSlot) - 1;
+        Workspace<T>? ws = slot < job.Slots.Length ? job.Slots[slot] : null;
+        if (ws is null || ws.Capacity < job.Capacity)
+        {
+            ws = new Workspace<T>(job.Network.Description.InferencePlan, job.Capacity, 0);
+            if (slot < job.Slots.Length) job.Slots[slot] = ws;
+        }
+        var constants = job.Network._constants;
+        if (constants is null) InferPieces(ref job, r0, r1, ws);
+        else
+        {
+            using var scope = constants.Enter(); // thread-local: a worker enters the session's weights too
+            InferPieces(ref job, r0, r1, ws);
+        }
+    }
+
+    private static void InferPieces(ref ChunkJob job, int r0, int r1, Workspace<T> ws)
+    {
+        int inSize = job.Network.Description.InputSize, outSize = job.Network.Description.OutputSize;
+        int rows = r1 - r0, pieces = (rows + job.Capacity - 1) / job.Capacity;
+        for (int p = 0; p < pieces; p++)
+        {
+            int a = r0 + (int)((long)rows * p / pieces), b = r0 + (int)((long)rows * (p + 1) / pieces);
+            job.Network.ForwardInference(job.Input.Slice(a * inSize, (b - a) * inSize), job.Output.Slice(a * outSize, (b - a) * outSize), ws, b - a);
+        }
     }
 
     /// <summary>
@@ -125,6 +223,8 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
         clone._state = new AlignedArray<T>(_state.Length);
         _state.Span.CopyTo(clone._state.Span);
         clone._inferenceWorkspace = null;
+        clone._chunkWorkspaces = null;
+        clone._constants = null;
         return new InferenceSession<T>(clone);
     }
 
@@ -172,6 +272,29 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
 
     /// <summary>The compiled inference forward pass (dropout off, nothing kept).</summary>
     protected internal abstract void ForwardInference(ReadOnlySpan<T> input, Span<T> output, Workspace<T> workspace, int batch);
+}
+
+/// <summary>When <see cref="CompiledNetwork{T}.Predict"/> splits a batch over the threads by samples.</summary>
+internal static class BatchSplit
+{
+    /// <summary>
+    /// The fewest samples a thread's share (or piece) of a split batch holds. Every kernel computes a sample's
+    /// outputs the same way in any batch of at least this many (the GEMM's dot-product path, whose sums run in another
+    /// order, takes only products of fewer rows), so a split never changes a result.
+    /// </summary>
+    internal const int ChunkSamples = 16;
+
+    /// <summary>Whether batches may be split at all (tests compare both ways; the benchmarks' <c>-whole</c> workloads).</summary>
+    internal static bool Enabled = true;
+
+    /// <summary>Batches with fewer forward FLOPs than this run whole on the calling thread (the kernels may still split them).</summary>
+    internal static long MinFlops = 1L << 22;
+
+    /// <summary>
+    /// The most activation memory a thread's piece of a split batch may take: about half a core's L2, so that each
+    /// layer's output is still in that core's cache when the next layer reads it.
+    /// </summary>
+    internal static long PieceBytes = 1L << 20;
 }
 
 /// <summary>Used by the stand-in the generator emits for a network with NetDsl errors.</summary>

@@ -16,7 +16,6 @@ namespace NetDsl.Runtime;
 public sealed class InferenceSession<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly CompiledNetwork<T> _network;
-    private readonly ConstantOperands? _constants;
 
     internal unsafe InferenceSession(CompiledNetwork<T> frozen)
     {
@@ -24,27 +23,18 @@ public sealed class InferenceSession<T> where T : unmanaged, IFloatingPointIeee7
         var parameters = frozen.ParameterData;
         // The parameters live in a pinned array (AlignedArray), so their address is fixed for the session's life.
         if (typeof(T) == typeof(float) && !parameters.IsEmpty)
-            _constants = new ConstantOperands((float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(parameters)), parameters.Length);
+            frozen.Constants = new ConstantOperands((float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(parameters)), parameters.Length);
     }
 
     /// <summary>Sizes, parameters and memory plans of the network.</summary>
     public NetworkDescription Description => _network.Description;
 
     /// <summary>How many weight matrices have been packed so far (they are packed on first use).</summary>
-    public int PackedWeights => _constants?.PackedCount ?? 0;
+    public int PackedWeights => _network.Constants?.PackedCount ?? 0;
 
     /// <summary>
     /// Runs inference on a batch, as <see cref="CompiledNetwork{T}.Predict"/> does (the same arguments, errors and
     /// results), with the frozen parameters. Thread-safe; no allocation once the session has seen a batch this large.
     /// </summary>
-    public void Predict(ReadOnlySpan<T> input, Span<T> output)
-    {
-        if (_constants is null)
-        {
-            _network.Predict(input, output);
-            return;
-        }
-        using var scope = _constants.Enter();
-        _network.Predict(input, output);
-    }
+    public void Predict(ReadOnlySpan<T> input, Span<T> output) => _network.Predict(input, output);
 }

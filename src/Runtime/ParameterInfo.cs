@@ -113,6 +113,13 @@ public sealed class NetworkDescription
     /// <summary>Steps (kernels on a device) of one inference pass.</summary>
     public int InferenceSteps { get; init; }
 
+    /// <summary>
+    /// Forward FLOPs of one sample (2 per multiply-add), as the generator counts them; 0 when unknown (a description
+    /// built by hand). <see cref="CompiledNetwork{T}.Predict"/> splits a batch over the threads only when the batch's
+    /// work pays for waking them.
+    /// </summary>
+    public long FlopsPerSample { get; init; }
+
     /// <summary>Elements per sample the training activations would take if no two buffers shared memory.</summary>
     public long UnplannedActivationsPerSample { get; init; }
 

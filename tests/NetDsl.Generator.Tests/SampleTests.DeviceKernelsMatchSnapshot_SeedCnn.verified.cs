@@ -84,6 +84,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             TrainingSteps = 15,
             InferenceSteps = 6,
+            FlopsPerSample = 12405514,
             UnplannedActivationsPerSample = 123136,
             Graph =
             [

@@ -77,6 +77,7 @@ partial class ConvAutoencoder : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             TrainingSteps = 14,
             InferenceSteps = 4,
+            FlopsPerSample = 353584,
             UnplannedActivationsPerSample = 14112,
             Graph =
             [
@@ -371,7 +372,7 @@ partial class ConvAutoencoder : global::NetDsl.Runtime.CompiledNetwork<float>
                     {
                         float r0 = s0[i];
                         float r2 = r0 + r1;
-                        float r3 = global::NetDsl.Runtime.Activations.Sigmoid(r2);
+                        float r3 = global::NetDsl.Runtime.Cpu.Lanes.Sigmoid(r2);
                         s0[i] = r3;
                     }
                 }

@@ -88,6 +88,7 @@ partial class FashionCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             TrainingSteps = 21,
             InferenceSteps = 10,
+            FlopsPerSample = 8746122,
             UnplannedActivationsPerSample = 207552,
             Graph =
             [

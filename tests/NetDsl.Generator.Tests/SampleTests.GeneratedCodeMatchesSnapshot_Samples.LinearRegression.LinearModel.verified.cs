@@ -64,6 +64,7 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             TrainingSteps = 2,
             InferenceSteps = 1,
+            FlopsPerSample = 3,
             UnplannedActivationsPerSample = 0,
             Graph =
             [

@@ -79,6 +79,7 @@ partial class PlainCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             TrainingSteps = 15,
             InferenceSteps = 6,
+            FlopsPerSample = 2492810,
             UnplannedActivationsPerSample = 47296,
             Graph =
             [

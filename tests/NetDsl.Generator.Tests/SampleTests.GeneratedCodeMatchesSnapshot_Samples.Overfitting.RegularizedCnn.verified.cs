@@ -81,6 +81,7 @@ partial class RegularizedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             TrainingSteps = 16,
             InferenceSteps = 6,
+            FlopsPerSample = 2494506,
             UnplannedActivationsPerSample = 48992,
             Graph =
             [

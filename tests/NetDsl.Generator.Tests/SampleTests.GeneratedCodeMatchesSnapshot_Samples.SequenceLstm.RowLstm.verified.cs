@@ -71,6 +71,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
         {
             TrainingSteps = 675,
             InferenceSteps = 308,
+            FlopsPerSample = 4418698,
             UnplannedActivationsPerSample = 156544,
             Graph =
             [
@@ -7765,7 +7766,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             for (; i < end; i++)
             {
                 float r0 = s0[i];
-                float r1 = global::NetDsl.Runtime.Activations.Sigmoid(r0);
+                float r1 = global::NetDsl.Runtime.Cpu.Lanes.Sigmoid(r0);
                 s1[i] = r1;
             }
         }
@@ -7790,7 +7791,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
             for (; i < end; i++)
             {
                 float r0 = s0[i];
-                float r1 = global::NetDsl.Runtime.Activations.Tanh(r0);
+                float r1 = global::NetDsl.Runtime.Cpu.Lanes.Tanh(r0);
                 s1[i] = r1;
             }
         }
@@ -7830,11 +7831,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
                 float r0 = s0[i];
                 float r3 = s2[i];
                 float r4 = s3[i];
-                float r1 = global::NetDsl.Runtime.Activations.Sigmoid(r0);
+                float r1 = global::NetDsl.Runtime.Cpu.Lanes.Sigmoid(r0);
                 s1[i] = r1;
                 float r5 = r3 * r4;
                 s4[i] = r5;
-                float r7 = global::NetDsl.Runtime.Activations.Tanh(r5);
+                float r7 = global::NetDsl.Runtime.Cpu.Lanes.Tanh(r5);
                 s5[i] = r7;
                 float r9 = r1 * r7;
                 s6[i] = r9;
@@ -7897,7 +7898,7 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
                 float r0 = s0[i];
                 float r3 = s2[i];
                 float r4 = s3[i];
-                float r1 = global::NetDsl.Runtime.Activations.Sigmoid(r0);
+                float r1 = global::NetDsl.Runtime.Cpu.Lanes.Sigmoid(r0);
                 s1[i] = r1;
                 float r5 = r3 * r4;
                 s4[i] = r5;
@@ -7943,12 +7944,12 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
                 float r3 = s2[i];
                 float r5 = s3[i];
                 float r10 = s6[i];
-                float r1 = global::NetDsl.Runtime.Activations.Sigmoid(r0);
+                float r1 = global::NetDsl.Runtime.Cpu.Lanes.Sigmoid(r0);
                 s1[i] = r1;
                 float r4 = r1 * r3;
                 float r6 = r4 + r5;
                 s4[i] = r6;
-                float r8 = global::NetDsl.Runtime.Activations.Tanh(r6);
+                float r8 = global::NetDsl.Runtime.Cpu.Lanes.Tanh(r6);
                 s5[i] = r8;
                 float r11 = r10 * r8;
                 s7[i] = r11;
@@ -7992,11 +7993,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
                 float r3 = s2[i];
                 float r5 = s3[i];
                 float r9 = s5[i];
-                float r1 = global::NetDsl.Runtime.Activations.Sigmoid(r0);
+                float r1 = global::NetDsl.Runtime.Cpu.Lanes.Sigmoid(r0);
                 s1[i] = r1;
                 float r4 = r1 * r3;
                 float r6 = r4 + r5;
-                float r7 = global::NetDsl.Runtime.Activations.Tanh(r6);
+                float r7 = global::NetDsl.Runtime.Cpu.Lanes.Tanh(r6);
                 s4[i] = r7;
                 float r10 = r9 * r7;
                 s6[i] = r10;
@@ -8393,10 +8394,10 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
                 float r0 = s0[i];
                 float r2 = s1[i];
                 float r3 = s2[i];
-                float r1 = global::NetDsl.Runtime.Activations.Sigmoid(r0);
+                float r1 = global::NetDsl.Runtime.Cpu.Lanes.Sigmoid(r0);
                 float r4 = r2 * r3;
                 s3[i] = r4;
-                float r6 = global::NetDsl.Runtime.Activations.Tanh(r4);
+                float r6 = global::NetDsl.Runtime.Cpu.Lanes.Tanh(r4);
                 float r7 = r1 * r6;
                 s4[i] = r7;
             }
@@ -8437,11 +8438,11 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
                 float r2 = s1[i];
                 float r4 = s2[i];
                 float r8 = s4[i];
-                float r1 = global::NetDsl.Runtime.Activations.Sigmoid(r0);
+                float r1 = global::NetDsl.Runtime.Cpu.Lanes.Sigmoid(r0);
                 float r3 = r1 * r2;
                 float r5 = r3 + r4;
                 s3[i] = r5;
-                float r7 = global::NetDsl.Runtime.Activations.Tanh(r5);
+                float r7 = global::NetDsl.Runtime.Cpu.Lanes.Tanh(r5);
                 float r9 = r8 * r7;
                 s5[i] = r9;
             }
@@ -8480,10 +8481,10 @@ partial class RowLstm : global::NetDsl.Runtime.CompiledNetwork<float>
                 float r2 = s1[i];
                 float r4 = s2[i];
                 float r7 = s3[i];
-                float r1 = global::NetDsl.Runtime.Activations.Sigmoid(r0);
+                float r1 = global::NetDsl.Runtime.Cpu.Lanes.Sigmoid(r0);
                 float r3 = r1 * r2;
                 float r5 = r3 + r4;
-                float r6 = global::NetDsl.Runtime.Activations.Tanh(r5);
+                float r6 = global::NetDsl.Runtime.Cpu.Lanes.Tanh(r5);
                 float r8 = r7 * r6;
                 s4[i] = r8;
             }

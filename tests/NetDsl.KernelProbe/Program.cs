@@ -8,7 +8,8 @@ using NetDsl.Testing;
 
 // Runs the CPU kernels on every GEMM shape of GemmCases (overwriting, accumulating, on sub-blocks of larger
 // matrices, with a bias-and-ReLU epilogue, and with op(B) declared constant: packed once and reused), max pooling forward and backward (ties, NaN, padding, odd sizes) and
-// convolution forward and backward, each against a naive loop in double. Prints the instruction sets the JIT uses,
+// convolution forward and backward, each against a naive loop in double; and the activations' scalar forms against
+// their vector lanes, bit for bit. Prints the instruction sets the JIT uses,
 // one line per check ("ok" or "FAIL" and the worst element), and a last line "checks N failed F"; exits with F.
 // The Runtime tests run it with DOTNET_EnableAVX512=0, DOTNET_EnableAVX2=0 and DOTNET_EnableHWIntrinsic=0, so the
 // AVX2 and scalar kernels, which the machine's own test process never reaches, are checked too.
@@ -232,6 +233,28 @@ foreach (var (cin, h, w, cout, size, stride, padding, batch) in new[] { (1, 28, 
     var dw = new float[weights.Length];
     Convolution.BackwardWeight<float>(g, batch, x, dy, dw, accumulate: false);
     Report($"conv {shape} weight gradient", Close(expectedDw, dw, 1e-5));
+}
+
+// ---- activation lanes -----------------------------------------------------------------------------------------
+// A fused loop's scalar tail must give each element the bits its vector body would (Lanes' scalar forms), or results
+// would depend on where a thread's chunk starts. Specials, then values spread over every exponent that matters.
+{
+    var inputs = new List<float> { 0f, -0f, 1f, -1f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -float.Epsilon,
+        1e-30f, -1e-30f, 1e-7f, 20f, -20f, 40f, 87f, -87f, 88f, 89f, -104f, float.MaxValue, float.MinValue };
+    var random = new Random(11);
+    while (inputs.Count % System.Numerics.Vector<float>.Count != 0 || inputs.Count < 200_000)
+        inputs.Add((float)((random.NextDouble() - 0.5) * Math.Pow(2, random.Next(-30, 8))));
+    var x = inputs.ToArray();
+    foreach (var (name, vector, scalar) in new (string, Func<System.Numerics.Vector<float>, System.Numerics.Vector<float>>, Func<float, float>)[]
+             { ("tanh", Lanes.Tanh, Lanes.Tanh), ("sigmoid", Lanes.Sigmoid, Lanes.Sigmoid), ("exp", Lanes.Exp, Lanes.Exp) })
+    {
+        var lanes = new float[x.Length];
+        var tails = new float[x.Length];
+        for (int i = 0; i < x.Length; i += System.Numerics.Vector<float>.Count)
+            vector(new System.Numerics.Vector<float>(x, i)).CopyTo(lanes, i);
+        for (int i = 0; i < x.Length; i++) tails[i] = scalar(x[i]);
+        Report($"lanes {name}: scalar tail as the vector lanes", Same(lanes, tails));
+    }
 }
 
 Console.WriteLine($"checks {checks} failed {failed}");

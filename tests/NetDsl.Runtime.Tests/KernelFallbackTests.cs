@@ -50,6 +50,7 @@ public class KernelFallbackTests
         Assert.Equal(7 * GemmCases.All.Length, checks.Count(line => line.StartsWith("gemm ", StringComparison.Ordinal)));
         Assert.Contains(checks, line => line.StartsWith("max pool ", StringComparison.Ordinal));
         Assert.Contains(checks, line => line.StartsWith("conv ", StringComparison.Ordinal));
+        Assert.Equal(3, checks.Count(line => line.StartsWith("lanes ", StringComparison.Ordinal)));
         Assert.True(all.Contains($"checks {checks.Length} failed 0", StringComparison.Ordinal), all);
     }
 }

@@ -334,7 +334,7 @@ internal sealed class CpuEmitter
                 EOp.Load => vector ? $"global::NetDsl.Runtime.Cpu.Lanes.Load({locals[instr.Buffer]}, i)" : $"{locals[instr.Buffer]}[i]",
                 EOp.Accumulator => vector ? $"global::NetDsl.Runtime.Cpu.Lanes.Load({locals[accumulator]}, i)" : $"{locals[accumulator]}[i]",
                 EOp.LoadChannel => vector ? $"global::NetDsl.Runtime.Cpu.Lanes.Load({locals[instr.Buffer]}, {channelIndex})" : $"{locals[instr.Buffer]}[{channelIndex}]",
-                _ => vector ? ElementwiseMath.VectorExpression(instr, a, b, _t) : ElementwiseMath.Expression(instr, a, b, _t, "i"),
+                _ => vector ? ElementwiseMath.VectorExpression(instr, a, b, _t) : ElementwiseMath.CpuScalarExpression(instr, a, b, _t, "i"),
             };
             w.Line(vector ? $"var {r} = {value};" : $"{_t} {r} = {value};");
         }

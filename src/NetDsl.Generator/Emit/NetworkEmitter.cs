@@ -92,6 +92,7 @@ internal static class NetworkEmitter
         w.Line("{");
         w.Line($"    TrainingSteps = {Invariant.Format(training.Steps.Count)},");
         w.Line($"    InferenceSteps = {Invariant.Format(inference.Steps.Count)},");
+        w.Line($"    FlopsPerSample = {Invariant.Format(summary.FlopsPerSample)},");
         w.Line($"    UnplannedActivationsPerSample = {Invariant.Format(trainingPlan.UnplannedPerSample)},");
         w.Line("    Graph =");
         w.Line("    [");

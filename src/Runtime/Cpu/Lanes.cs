@@ -8,7 +8,9 @@ namespace NetDsl.Runtime.Cpu;
 /// SIMD lanes for generated elementwise loops: loads, stores and the activation functions on
 /// <see cref="Vector{T}"/>, so a fused loop processes a register of elements per iteration (the scalar tail
 /// handles the rest). Float activations use vectorized exp; double ones stay exact (double is for numerical
-/// checking, not speed).
+/// checking, not speed). Each activation also has a scalar form, for the tail, that computes exactly what a lane
+/// computes: an element's result then does not depend on whether it falls in the vector body or the tail, so it does
+/// not depend on where a thread's chunk of the loop starts, nor on how a batch is split.
 /// </summary>
 public static class Lanes
 {
@@ -55,9 +57,67 @@ public static class Lanes
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<float> Sigmoid(Vector<float> x) => Vector<float>.One / (Vector<float>.One + Exp(-x));
 
-    /// <summary>The logistic function, <c>1 / (1 + exp(−x))</c>.</summary>
+    /// <summary>The logistic function, <c>1 / (1 + exp(−x))</c>, lane by lane with <see cref="Math.Exp"/>.</summary>
+    public static Vector<double> Sigmoid(Vector<double> x)
+    {
+        Span<double> lanes = stackalloc double[Vector<double>.Count];
+        x.CopyTo(lanes);
+        for (int i = 0; i < lanes.Length; i++) lanes[i] = Sigmoid(lanes[i]);
+        return new Vector<double>(lanes);
+    }
+
+    /// <summary>One lane of <see cref="Sigmoid(Vector{float})"/>, bit for bit.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<double> Sigmoid(Vector<double> x) => Vector<double>.One / (Vector<double>.One + Vector.Exp(-x));
+    public static float Sigmoid(float x) => 1f / (1f + Exp(-x));
+
+    /// <summary>One lane of <see cref="Sigmoid(Vector{double})"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static double Sigmoid(double x) => 1.0 / (1.0 + Math.Exp(-x));
+
+    /// <summary>One lane of <see cref="Tanh(Vector{float})"/>, bit for bit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Tanh(float x)
+    {
+        if (float.IsNaN(x)) return x;
+        float y = MathF.Min(MathF.Abs(x) * 2f, 40f);
+        float p = ReducedExp(y, out float f, out float scale);
+        float t = MathF.FusedMultiplyAdd(scale, p * f, scale - 1f);
+        float r = t / (t + 2f);
+        return BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(r) | (BitConverter.SingleToInt32Bits(x) & int.MinValue));
+    }
+
+    /// <summary>One lane of <see cref="Tanh(Vector{double})"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static double Tanh(double x) => Math.Tanh(x);
+
+    /// <summary>One lane of <see cref="Exp(Vector{float})"/>, bit for bit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Exp(float x)
+    {
+        if (float.IsNaN(x)) return x;
+        float clamped = MathF.Min(MathF.Max(x, -87f), 88f);
+        float p = ReducedExp(clamped, out float f, out float scale);
+        return MathF.FusedMultiplyAdd(p, f, 1f) * scale;
+    }
+
+    /// <summary>One lane of the vector <see cref="ReducedExp(Vector{float}, out Vector{float}, out Vector{float})"/>: the same operations in the same order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ReducedExp(float x, out float f, out float scale)
+    {
+        float shifted = MathF.FusedMultiplyAdd(x, InvLn2, RoundMagic);
+        int n = BitConverter.SingleToInt32Bits(shifted) - BitConverter.SingleToInt32Bits(RoundMagic);
+        float nf = shifted - RoundMagic;
+        f = MathF.FusedMultiplyAdd(nf, -Ln2Hi, x);
+        f = MathF.FusedMultiplyAdd(nf, -Ln2Lo, f);
+        float p = MathF.FusedMultiplyAdd(F7, f, F6);
+        p = MathF.FusedMultiplyAdd(p, f, F5);
+        p = MathF.FusedMultiplyAdd(p, f, F4);
+        p = MathF.FusedMultiplyAdd(p, f, F3);
+        p = MathF.FusedMultiplyAdd(p, f, F2);
+        p = MathF.FusedMultiplyAdd(p, f, 1f);
+        scale = BitConverter.Int32BitsToSingle((n + 127) << 23);
+        return p;
+    }
 
     /// <summary>
     /// tanh to about 2.4e-7 relative: <c>t / (t + 2)</c> with <c>t = e^(2|x|) − 1</c>, and the sign restored.
