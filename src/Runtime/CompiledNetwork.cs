@@ -150,6 +150,9 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
             int share = RoundUp((int)Math.Min(batch, (batch * 5L + 4 * threads - 1) / (4 * threads)), chunk);
             int piece = (int)Math.Min(int.MaxValue, BatchSplit.PieceBytes / Math.Max(1, sampleBytes)) / chunk * chunk;
             int capacity = Math.Max(2 * chunk, Math.Min(share, piece));
+            // Every thread's workspace up front: a share that is empty now (a slow thread's) may not be later.
+            for (int i = 0; i < slots.Length; i++)
+                if (slots[i] is not { } slot || slot.Capacity < capacity) slots[i] = new Workspace<T>(plan, capacity, 0);
             var job = new ChunkJob(this, input, output, slots, batch, chunks, capacity);
             Cpu.CpuWorkers.Run(ref job, &InferChunks, chunks, align: 1);
             Interlocked.CompareExchange(ref _chunkWorkspaces, slots, null);
@@ -180,13 +183,9 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     {
         if (c0 >= c1) return;
         int r0 = c0 * BatchSplit.ChunkSamples, r1 = c1 == job.Chunks ? job.Batch : c1 * BatchSplit.ChunkSamples;
+        // One non-empty share per thread at most, so the slots suffice; the fallback only guards that invariant.
         int slot = Interlocked.Increment(ref job.NextSlot) - 1;
-        Workspace<T>? ws = slot < job.Slots.Length ? job.Slots[slot] : null;
-        if (ws is null || ws.Capacity < job.Capacity)
-        {
-            ws = new Workspace<T>(job.Network.Description.InferencePlan, job.Capacity, 0);
-            if (slot < job.Slots.Length) job.Slots[slot] = ws;
-        }
+        var ws = slot < job.Slots.Length ? job.Slots[slot]! : new Workspace<T>(job.Network.Description.InferencePlan, job.Capacity, 0);
         var constants = job.Network._constants;
         if (constants is null) InferPieces(ref job, r0, r1, ws);
         else

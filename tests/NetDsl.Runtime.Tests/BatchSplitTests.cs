@@ -148,6 +148,26 @@ public sealed class BatchSplitTests : IDisposable
         }
     }
 
+    [Fact]
+    public void AThreadWhoseShareWasEmptyWhenWarmingUpAllocatesNothingLater()
+    {
+        if (CpuWorkers.Count < 2) return;
+        var net = new SessionMlp(3);
+        var x = Numerics.Uniform<float>(32 * 784, 1);
+        var y = new float[32 * 10];
+        // Two chunks of 16 samples; at speeds 4 : 0.25 the first thread takes both, the others none.
+        SetSpeeds([4.0, .. Enumerable.Repeat(0.25, CpuWorkers.Count - 1)]);
+        for (int i = 0; i < 3; i++) net.Predict(x, y);
+        var workers = WorkerAllocations(); // equal speeds from here on: every thread gets a share
+        long caller = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 5; i++) net.Predict(x, y);
+        caller = GC.GetAllocatedBytesForCurrentThread() - caller;
+        var after = WorkerAllocations();
+        Assert.Equal(0, caller);
+        foreach (var (thread, bytes) in workers)
+            if (after.TryGetValue(thread, out long now)) Assert.True(now == bytes, $"worker thread {thread} allocated {now - bytes} bytes");
+    }
+
     /// <summary>What each worker thread has allocated so far, by managed thread id (the calling thread left out).</summary>
     private static unsafe Dictionary<int, long> WorkerAllocations()
     {
