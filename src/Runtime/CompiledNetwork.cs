@@ -105,8 +105,10 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     /// <summary>
     /// Runs inference (dropout off) on a batch: <paramref name="input"/> holds whole samples of
     /// <see cref="NetworkDescription.InputSize"/> elements, <paramref name="output"/> receives
-    /// <see cref="NetworkDescription.OutputSize"/> elements per sample. Thread-safe; no allocation once the
-    /// network has seen a batch this large.
+    /// <see cref="NetworkDescription.OutputSize"/> elements per sample. Thread-safe. Large batches of networks with
+    /// small activations are split over the threads by samples (bit for bit the same outputs). Allocates nothing once
+    /// warm: the workspaces a call allocates serve later batches no larger that run the same way (split, or whole), and
+    /// a whole batch also runs in the first thread's workspace of a split when it fits (a short last batch).
     /// </summary>
     public void Predict(ReadOnlySpan<T> input, Span<T> output)
     {
@@ -150,8 +152,9 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
             int share = RoundUp((int)Math.Min(batch, (batch * 5L + 4 * threads - 1) / (4 * threads)), chunk);
             int piece = (int)Math.Min(int.MaxValue, BatchSplit.PieceBytes / Math.Max(1, sampleBytes)) / chunk * chunk;
             int capacity = Math.Max(2 * chunk, Math.Min(share, piece));
-            // Every thread's workspace up front: a share that is empty now (a slow thread's) may not be later.
-            for (int i = 0; i < slots.Length; i++)
+            // A workspace for each share there can be (one per thread, at most one per chunk), up front: a share that
+            // is empty now (a slow thread's) may not be later.
+            for (int i = 0; i < Math.Min(threads, chunks); i++)
                 if (slots[i] is not { } slot || slot.Capacity < capacity) slots[i] = new Workspace<T>(plan, capacity, 0);
             var job = new ChunkJob(this, input, output, slots, batch, chunks, capacity);
             Cpu.CpuWorkers.Run(ref job, &InferChunks, chunks, align: 1);
@@ -160,7 +163,20 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
         }
         var ws = Interlocked.Exchange(ref _inferenceWorkspace, null);
         if (ws is null || ws.Capacity < batch)
+        {
+            // A batch too small to split after split ones (an evaluation's last, short batch): the first thread's
+            // workspace of the split serves it when large enough.
+            var slots = Interlocked.Exchange(ref _chunkWorkspaces, null);
+            if (slots is not null && slots[0] is { } first && first.Capacity >= batch)
+            {
+                ForwardInference(input, output, first, batch);
+                Interlocked.CompareExchange(ref _chunkWorkspaces, slots, null);
+                if (ws is not null) Interlocked.CompareExchange(ref _inferenceWorkspace, ws, null);
+                return;
+            }
+            if (slots is not null) Interlocked.CompareExchange(ref _chunkWorkspaces, slots, null);
             ws = new Workspace<T>(Description.InferencePlan, batch, 0);
+        }
         ForwardInference(input, output, ws, batch);
         Interlocked.CompareExchange(ref _inferenceWorkspace, ws, null);
     }
@@ -183,9 +199,11 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     {
         if (c0 >= c1) return;
         int r0 = c0 * BatchSplit.ChunkSamples, r1 = c1 == job.Chunks ? job.Batch : c1 * BatchSplit.ChunkSamples;
-        // One non-empty share per thread at most, so the slots suffice; the fallback only guards that invariant.
+        // At most one non-empty share per thread and per chunk, so the slots filled suffice; the fallback only
+        // guards that invariant.
         int slot = Interlocked.Increment(ref job.NextSlot) - 1;
-        var ws = slot < job.Slots.Length ? job.Slots[slot]! : new Workspace<T>(job.Network.Description.InferencePlan, job.Capacity, 0);
+        var ws = slot < job.Slots.Length ? job.Slots[slot] : null;
+        ws ??= new Workspace<T>(job.Network.Description.InferencePlan, job.Capacity, 0);
         var constants = job.Network._constants;
         if (constants is null) InferPieces(ref job, r0, r1, ws);
         else

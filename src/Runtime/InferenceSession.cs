@@ -34,7 +34,7 @@ public sealed class InferenceSession<T> where T : unmanaged, IFloatingPointIeee7
 
     /// <summary>
     /// Runs inference on a batch, as <see cref="CompiledNetwork{T}.Predict"/> does (the same arguments, errors and
-    /// results), with the frozen parameters. Thread-safe; no allocation once the session has seen a batch this large.
+    /// results), with the frozen parameters. Thread-safe; allocates nothing once warm, as <see cref="CompiledNetwork{T}.Predict"/>.
     /// </summary>
     public void Predict(ReadOnlySpan<T> input, Span<T> output) => _network.Predict(input, output);
 }

@@ -37,8 +37,8 @@ internal static class ElementwiseMath
     /// <summary>
     /// The scalar expression of an instruction in a CPU loop: as <see cref="Expression"/>, except that sigmoid and tanh
     /// call the runtime's scalar lanes, which compute exactly what a <c>Vector&lt;T&gt;</c> lane computes. An element
-    /// then gets the same bits whether it falls in a loop's vector body or its scalar tail, so results do not depend
-    /// on where the threads' chunks start or how a batch is split.
+    /// then gets the same bits whether it falls in a loop's vector body or its scalar tail, so a sample's outputs do
+    /// not depend on the batch it runs in or on how a batch is split.
     /// </summary>
     public static string CpuScalarExpression(EInstr instr, string a, string b, string t, string index) => instr.Op switch
     {

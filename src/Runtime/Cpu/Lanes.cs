@@ -9,8 +9,8 @@ namespace NetDsl.Runtime.Cpu;
 /// <see cref="Vector{T}"/>, so a fused loop processes a register of elements per iteration (the scalar tail
 /// handles the rest). Float activations use vectorized exp; double ones stay exact (double is for numerical
 /// checking, not speed). Each activation also has a scalar form, for the tail, that computes exactly what a lane
-/// computes: an element's result then does not depend on whether it falls in the vector body or the tail, so it does
-/// not depend on where a thread's chunk of the loop starts, nor on how a batch is split.
+/// computes: an element's result then does not depend on whether it falls in the vector body or the tail, so a
+/// sample's outputs do not depend on the batch it runs in, nor on how a batch is split.
 /// </summary>
 public static class Lanes
 {
