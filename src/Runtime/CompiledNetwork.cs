@@ -116,12 +116,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
         int need = batch * Description.OutputSize;
         if (output.Length != need)
             throw new ArgumentException($"The output span has {output.Length} elements; a batch of {batch} needs {need} ({batch} × {Description.OutputSize}).", nameof(output));
-        if (_constants is null)
-        {
-            Infer(input, output, batch);
-            return;
-        }
-        using var scope = _constants.Enter();
+        using var scope = Cpu.ConstantOperands.Enter(_constants);
         Infer(input, output, batch);
     }
 
@@ -175,7 +170,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
                 return;
             }
             if (slots is not null) Interlocked.CompareExchange(ref _chunkWorkspaces, slots, null);
-            ws = new Workspace<T>(Description.InferencePlan, batch, 0);
+            ws = new Workspace<T>(plan, batch, 0);
         }
         ForwardInference(input, output, ws, batch);
         Interlocked.CompareExchange(ref _inferenceWorkspace, ws, null);
@@ -204,17 +199,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
         int slot = Interlocked.Increment(ref job.NextSlot) - 1;
         var ws = slot < job.Slots.Length ? job.Slots[slot] : null;
         ws ??= new Workspace<T>(job.Network.Description.InferencePlan, job.Capacity, 0);
-        var constants = job.Network._constants;
-        if (constants is null) InferPieces(ref job, r0, r1, ws);
-        else
-        {
-            using var scope = constants.Enter(); // thread-local: a worker enters the session's weights too
-            InferPieces(ref job, r0, r1, ws);
-        }
-    }
-
-    private static void InferPieces(ref ChunkJob job, int r0, int r1, Workspace<T> ws)
-    {
+        using var scope = Cpu.ConstantOperands.Enter(job.Network._constants); // thread-local: a worker enters the session's weights too
         int inSize = job.Network.Description.InputSize, outSize = job.Network.Description.OutputSize;
         int rows = r1 - r0, pieces = (rows + job.Capacity - 1) / job.Capacity;
         for (int p = 0; p < pieces; p++)

@@ -141,17 +141,10 @@ public sealed class BatchSplitTests : IDisposable
         // threads may allocate meanwhile; setting the speeds allocates an array).
         var speeds = new[] { 1.0, 4.0, 0.25, 1.0 }.Select(v => new[] { v }.Concat(Enumerable.Repeat(1.0, CpuWorkers.Count - 1)).ToArray()).ToArray();
         foreach (var shares in speeds)
-        {
-            var workers = WorkerAllocations(); // runs with equal speeds
-            SetSpeeds(shares);
-            long caller = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 5; i++) { session.Predict(x, y); net.Predict(x, y); }
-            caller = GC.GetAllocatedBytesForCurrentThread() - caller;
-            var after = WorkerAllocations();
-            Assert.Equal(0, caller);
-            foreach (var (thread, bytes) in workers)
-                if (after.TryGetValue(thread, out long now)) Assert.True(now == bytes, $"speeds {shares[0]}: worker thread {thread} allocated {now - bytes} bytes");
-        }
+            AssertNothingAllocated($"speeds {shares[0]}", shares, () =>
+            {
+                for (int i = 0; i < 5; i++) { session.Predict(x, y); net.Predict(x, y); }
+            });
     }
 
     [SkippableFact]
@@ -169,14 +162,11 @@ public sealed class BatchSplitTests : IDisposable
         Skip.If(bounds[1] != 2, $"With {CpuWorkers.Count} threads the skewed split is [{string.Join(", ", bounds)}], not one thread taking both chunks.");
         SetSpeeds(skewed);
         for (int i = 0; i < 3; i++) net.Predict(x, y);
-        var workers = WorkerAllocations(); // equal speeds from here on: two threads get a share
-        long caller = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 5; i++) net.Predict(x, y);
-        caller = GC.GetAllocatedBytesForCurrentThread() - caller;
-        var after = WorkerAllocations();
-        Assert.Equal(0, caller);
-        foreach (var (thread, bytes) in workers)
-            if (after.TryGetValue(thread, out long now)) Assert.True(now == bytes, $"worker thread {thread} allocated {now - bytes} bytes");
+        // Equal speeds from here on: two threads get a share.
+        AssertNothingAllocated("equal speeds after a skewed warm-up", speeds: null, () =>
+        {
+            for (int i = 0; i < 5; i++) net.Predict(x, y);
+        });
     }
 
     [SkippableFact]
@@ -197,6 +187,23 @@ public sealed class BatchSplitTests : IDisposable
         Assert.Null(WholeWorkspace(net));
         // The first 20 samples' outputs are those of the split batch.
         Assert.True(y.AsSpan(0, 20 * 10).SequenceEqual(shortY));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="calls"/> at <paramref name="speeds"/> (null: equal) and asserts that neither the calling
+    /// thread nor any worker allocated.
+    /// </summary>
+    private static void AssertNothingAllocated(string what, double[]? speeds, Action calls)
+    {
+        var workers = WorkerAllocations(); // runs with equal speeds
+        if (speeds is not null) SetSpeeds(speeds);
+        long caller = GC.GetAllocatedBytesForCurrentThread();
+        calls();
+        caller = GC.GetAllocatedBytesForCurrentThread() - caller;
+        var after = WorkerAllocations();
+        Assert.True(caller == 0, $"{what}: the calling thread allocated {caller} bytes");
+        foreach (var (thread, bytes) in workers)
+            if (after.TryGetValue(thread, out long now)) Assert.True(now == bytes, $"{what}: worker thread {thread} allocated {now - bytes} bytes");
     }
 
     /// <summary>What each worker thread has allocated so far, by managed thread id (the calling thread left out).</summary>

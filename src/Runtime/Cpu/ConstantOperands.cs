@@ -7,7 +7,7 @@ namespace NetDsl.Runtime.Cpu;
 
 /// <summary>
 /// A block of memory whose contents its owner promises never to change (an <see cref="InferenceSession{T}"/>'s
-/// private copy of the weights). While a thread has it entered (<see cref="Enter"/>), every packed-path product
+/// private copy of the weights). While a thread has it entered (<see cref="Enter()"/>), every packed-path product
 /// that thread starts whose op(B) lies inside the block packs that operand once, on first use, and reuses the packed
 /// copy from then on; per call, only A is packed. The packed copy is laid out exactly as the product packs op(B)
 /// itself, so results are bit-identical. Products started on other threads (a worker's share of a convolution),
@@ -45,6 +45,12 @@ public sealed unsafe class ConstantOperands
         t_current = this;
         return new Scope(previous);
     }
+
+    /// <summary>
+    /// Makes <paramref name="block"/> the calling thread's constant memory until the returned scope is disposed, as
+    /// <see cref="Enter()"/>; null leaves the thread's constant memory as it is.
+    /// </summary>
+    internal static Scope Enter(ConstantOperands? block) => block is null ? new Scope(t_current) : block.Enter();
 
     /// <summary>Restores the thread's previous constant memory (none, usually) when disposed.</summary>
     public readonly ref struct Scope
