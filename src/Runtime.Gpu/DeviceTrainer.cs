@@ -24,12 +24,12 @@ public sealed record DeviceMemory(long Parameters, long Gradients, long Optimize
     public static DeviceMemory Plan(NetworkDescription network, int capacity, Optimizer optimizer)
     {
         const int f = sizeof(float);
-        long p = Math.Max((long)network.ParameterCount + network.StateCount, 1);
-        long state = Math.Max((long)OptimizerKernels.StatePerParameter(optimizer) * network.ParameterCount, 1);
+        long p = Math.Max((long)network.ParameterBufferLength + network.StateCount, 1);
+        long state = Math.Max((long)OptimizerKernels.StatePerParameter(optimizer) * network.ParameterBufferLength, 1);
         long activations = Math.Max((long)Math.Max(network.TrainingPlan.ActivationsPerSample, network.InferencePlan.ActivationsPerSample) * capacity, 1);
         long ints = (long)network.TrainingPlan.IndicesPerSample * capacity + capacity;
         long io = (long)capacity * (network.InputSize + 3L * network.OutputSize + 1);
-        long g = Math.Max(network.ParameterCount, 1);
+        long g = Math.Max(network.ParameterBufferLength, 1);
         return new DeviceMemory(p * f, g * f, state * f, activations * f, ints * sizeof(int), io * f);
     }
 }
@@ -69,7 +69,7 @@ public sealed class DeviceTrainer : Trainer<float>
         _device = device;
         _accelerator = device.Accelerator;
         var d = network.Description;
-        _parameterCount = d.ParameterCount;
+        _parameterCount = d.ParameterBufferLength;
         _stateCount = d.StateCount;
         var plan = DeviceMemory.Plan(d, capacity, optimizer);
         var table = program.Build();

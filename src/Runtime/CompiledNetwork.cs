@@ -35,7 +35,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     protected CompiledNetwork(NetworkDescription description, int seed)
     {
         Description = description ?? throw new ArgumentNullException(nameof(description));
-        _parameters = new AlignedArray<T>(description.ParameterCount);
+        _parameters = new AlignedArray<T>(description.ParameterBufferLength);
         _state = new AlignedArray<T>(description.StateCount);
         InitializeParameters(seed);
     }
@@ -43,7 +43,13 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     /// <summary>Sizes, parameters and memory plans of this network, as computed at build time.</summary>
     public NetworkDescription Description { get; }
 
-    /// <summary>All parameters in one flat buffer, tensor after tensor in state_dict order.</summary>
+    /// <summary>
+    /// All parameters in one flat buffer, tensor after tensor in state_dict order, each at its
+    /// <see cref="ParameterInfo.Offset"/> (<see cref="Parameter(string)"/> gives one tensor). Generated networks
+    /// start every tensor on a 64-byte cache line, so the buffer is <see cref="NetworkDescription.ParameterBufferLength"/>
+    /// long and the elements between tensors are zero; they take no part in any computation, and training keeps them
+    /// zero (their gradients are zero).
+    /// </summary>
     public Span<T> ParameterData => _parameters.Span;
 
     /// <summary>

@@ -39,7 +39,8 @@ public sealed record StateInfo(string Name, int Offset, int[] Shape, ParameterIn
 
 /// <summary>One named parameter tensor inside a network's flat parameter buffer.</summary>
 /// <param name="Name">PyTorch state_dict name, e.g. <c>conv1.weight</c>.</param>
-/// <param name="Offset">First element in the flat buffer.</param>
+/// <param name="Offset">First element in the flat buffer: a multiple of 16 in generated networks, so each tensor
+/// starts on a 64-byte cache line (the elements between two tensors are zero).</param>
 /// <param name="Shape">PyTorch shape, e.g. <c>[32, 3, 3, 3]</c>.</param>
 /// <param name="Init">The initializer.</param>
 /// <param name="Bound">The bound for <see cref="ParameterInit.Uniform"/>.</param>
@@ -75,9 +76,14 @@ public sealed class NetworkDescription
         InferencePlan = inferencePlan;
         InputSize = TensorShape.Elements(inputShape);
         OutputSize = TensorShape.Elements(outputShape);
-        int count = 0;
-        foreach (var p in parameters) count = Math.Max(count, p.Offset + p.Length);
+        int count = 0, length = 0;
+        foreach (var p in parameters)
+        {
+            count += p.Length;
+            length = Math.Max(length, p.Offset + p.Length);
+        }
         ParameterCount = count;
+        ParameterBufferLength = length;
     }
 
     /// <summary>The network's class name.</summary>
@@ -95,8 +101,15 @@ public sealed class NetworkDescription
     /// <summary>Elements per output sample.</summary>
     public int OutputSize { get; }
 
-    /// <summary>Total number of parameter elements.</summary>
+    /// <summary>The number of parameters, as PyTorch counts them (the sum of the tensors' lengths).</summary>
     public int ParameterCount { get; }
+
+    /// <summary>
+    /// Elements of the flat parameter buffer (<see cref="CompiledNetwork{T}.ParameterData"/>, and the gradient and
+    /// optimizer-state buffers laid out like it): the tensors at their offsets, which generated networks place on
+    /// multiples of 16 elements (a 64-byte cache line), and the zeros in the gaps between them.
+    /// </summary>
+    public int ParameterBufferLength { get; }
 
     /// <summary>The parameter tensors in state_dict order.</summary>
     public IReadOnlyList<ParameterInfo> Parameters { get; }

@@ -308,8 +308,8 @@ internal sealed class CpuTrainer<T> : Trainer<T> where T : unmanaged, IFloatingP
         : base(network, optimizer, loss, batchCapacity)
     {
         var d = network.Description;
-        _workspace = new Workspace<T>(d.TrainingPlan, batchCapacity, d.ParameterCount);
-        _state = optimizer.CreateState<T>(d.ParameterCount);
+        _workspace = new Workspace<T>(d.TrainingPlan, batchCapacity, d.ParameterBufferLength);
+        _state = optimizer.CreateState<T>(d.ParameterBufferLength);
         _output = new T[checked(batchCapacity * d.OutputSize)];
         _outputGradient = new T[_output.Length];
         _seed = CounterRandom.Derive((ulong)(uint)seed, 0x7472616E);

@@ -20,7 +20,7 @@ namespace Samples.LinearRegression;
 /// steps:                   training 2 (forward 1, backward 1), inference 1
 /// device launches:         4 per training step (the steps, the fused loss, the optimizer), 1 per inference
 /// gradient buckets:        1 of at most 1,048,576 bytes, allreduced by a distributed trainer as backward finishes each:
-///   #0 after step 2: 8 bytes at element 0 (line.bias, line.weight)
+///   #0 after step 2: 68 bytes at element 0 (line.bias, line.weight)
 /// </code>
 /// </summary>
 [global::System.CodeDom.Compiler.GeneratedCode("NetDsl.Generator", "0.1.0")]
@@ -76,7 +76,7 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
             GradientBucketBytes = 1048576,
             GradientBuckets =
             [
-                new(0, 2, 2, ["line.bias", "line.weight"]),
+                new(0, 17, 2, ["line.bias", "line.weight"]),
             ],
         };
 
@@ -165,7 +165,7 @@ partial class LinearModel : global::NetDsl.Runtime.CompiledNetwork<float>
     {
         public const int line_weight = 0; // line.weight [1,1]
         public const int line_weight_length = 1;
-        public const int line_bias = 1; // line.bias [1]
+        public const int line_bias = 16; // line.bias [1]
         public const int line_bias_length = 1;
 
         public static class Training

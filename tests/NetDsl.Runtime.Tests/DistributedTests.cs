@@ -48,14 +48,21 @@ public sealed class DistributedTests(ITestOutputHelper output) : IDisposable
     {
         var d = DescriptionOf(name);
         Assert.Equal(1 << 20, d.GradientBucketBytes);
-        var covered = new int[d.ParameterCount];
+        var covered = new int[d.ParameterBufferLength];
+        // A parameter's slot: its tensor and the alignment gap up to the next tensor.
+        var byOffset = d.Parameters.OrderBy(p => p.Offset).ToList();
+        int Slot(NetDsl.Runtime.ParameterInfo p)
+        {
+            int next = byOffset.IndexOf(p) + 1;
+            return (next < byOffset.Count ? byOffset[next].Offset : d.ParameterBufferLength) - p.Offset;
+        }
         foreach (var b in d.GradientBuckets)
         {
             Assert.True(b.Length > 0);
             for (int i = b.Offset; i < b.Offset + b.Length; i++) covered[i]++;
-            // A bucket is exactly the union of its parameters, which are adjacent in the flat buffer.
+            // A bucket is exactly the union of its parameters' slots, which are adjacent in the flat buffer.
             var members = b.Parameters.Select(p => d.FindParameter(p)!).ToList();
-            Assert.Equal(b.Length, members.Sum(p => p.Length));
+            Assert.Equal(b.Length, members.Sum(Slot));
             Assert.Equal(b.Offset, members.Min(p => p.Offset));
             Assert.True(b.Length * 4L <= d.GradientBucketBytes || members.Count == 1, $"bucket over the cap with {members.Count} parameters");
         }

@@ -26,13 +26,46 @@ public class TrainerTests
         {
             var net = new BatchNorm2dNet(i);
             _ = new byte[8 * i + 8]; // shift the next allocation
-            var ws = new Workspace<float>(net.Description.TrainingPlan, 3 + i, net.Description.ParameterCount);
+            var ws = new Workspace<float>(net.Description.TrainingPlan, 3 + i, net.Description.ParameterBufferLength);
             Assert.Equal(0, Misaligned(net.ParameterData));
             Assert.Equal(0, Misaligned(net.StateData));
             Assert.Equal(0, Misaligned(ws.Activations));
             Assert.Equal(0, Misaligned(ws.Gradients));
-            Assert.Equal(net.Description.ParameterCount, net.ParameterData.Length);
-            Assert.Equal(net.Description.ParameterCount, ws.Gradients.Length);
+            Assert.Equal(net.Description.ParameterBufferLength, net.ParameterData.Length);
+            Assert.Equal(net.Description.ParameterBufferLength, ws.Gradients.Length);
+        }
+    }
+
+    /// <summary>
+    /// Every parameter tensor starts on a cache line within the buffer (a multiple of 16 elements), so a weight
+    /// matrix after an odd-sized bias is still read with aligned loads; the gaps between tensors are zero after
+    /// initialization and stay zero through training with momentum, weight decay and Adam, and the counts keep
+    /// PyTorch's meaning. (Mlp: fc2.bias has 8 elements, so fc3.weight would start half a line off.)
+    /// </summary>
+    [Fact]
+    public void ParameterTensorsStartOnCacheLinesAndTheGapsStayZero()
+    {
+        foreach (Optimizer optimizer in new Optimizer[] { new Sgd(lr: 0.1, momentum: 0.9, weightDecay: 0.01), new Adam(lr: 1e-2, weightDecay: 0.01), new AdamW(lr: 1e-2) })
+        {
+            var net = new Mlp(3);
+            var d = net.Description;
+            Assert.All(d.Parameters, p => Assert.True(p.Offset % 16 == 0, $"{p.Name} starts at {p.Offset}"));
+            Assert.Equal(20 * 16 + 16 + 16 * 8 + 8 + 8 * 4 + 4, d.ParameterCount);
+            Assert.Equal(Mlp.ParameterCount, d.ParameterCount);
+            var tensors = d.Parameters.OrderBy(p => p.Offset).ToList();
+            Assert.True(tensors.Zip(tensors.Skip(1), (a, b) => b.Offset - (a.Offset + a.Length)).Any(gap => gap > 0), "the test network has no gap");
+            Assert.Equal(tensors[^1].Offset + tensors[^1].Length, d.ParameterBufferLength);
+            var inGap = Enumerable.Range(0, d.ParameterBufferLength).Where(i => !d.Parameters.Any(p => i >= p.Offset && i < p.Offset + p.Length)).ToList();
+            Assert.NotEmpty(inGap);
+            Assert.All(inGap, i => Assert.Equal(0f, net.ParameterData[i]));
+
+            using var trainer = net.CreateTrainer(optimizer, Loss.CrossEntropy, batchSize: 32);
+            var x = Numerics.Uniform<float>(32 * 20, seed: 7);
+            var labels = Numerics.Labels(32, 4, seed: 8);
+            for (int step = 0; step < 5; step++) trainer.Step(x, labels);
+            Assert.All(inGap, i => Assert.Equal(0f, net.ParameterData[i]));
+            Assert.All(inGap, i => Assert.Equal(0f, trainer.Gradients[i]));
+            Assert.Contains(net.ParameterData.ToArray(), v => v != 0);
         }
     }
 

@@ -37,9 +37,9 @@ internal sealed class GradientBucket
 /// <summary>
 /// Plans the gradient buckets at compile time, from what only the compiler knows exactly: every gradient's size
 /// and the backward step that writes it last. Gradients are taken in the order backward finishes them (ties by
-/// descending offset, which is how layers come back in reverse); a bucket grows while the next gradient is adjacent
-/// to it in the flat buffer and the cap is not exceeded, so every bucket is one contiguous slice that a single
-/// allreduce can send in place. A gradient larger than the cap gets a bucket of its own. Parameters that no step
+/// descending offset, which is how layers come back in reverse); a bucket grows while the next gradient's slot (the
+/// gradient and the alignment gap after it) is adjacent to it in the flat buffer and the cap is not exceeded, so
+/// every bucket is one contiguous slice that a single allreduce can send in place. A gradient larger than the cap gets a bucket of its own. Parameters that no step
 /// writes (none in a network that compiles) are ready after the last step.
 /// </summary>
 internal static class GradientBucketPlanner
@@ -64,6 +64,15 @@ internal static class GradientBucketPlanner
             .ThenBy(p => readyAfter[p])
             .ThenByDescending(p => graph.Params[p].Offset)
             .ToList();
+        // A parameter's slot runs to where the next one starts: its tensor and the alignment gap after it (zero),
+        // so adjacent slots tile the buffer and a bucket of adjacent parameters is still one contiguous slice.
+        var slotEnd = new int[count];
+        var byOffset = Enumerable.Range(0, count).OrderBy(p => graph.Params[p].Offset).ToList();
+        for (int i = 0; i < count; i++)
+        {
+            var param = graph.Params[byOffset[i]];
+            slotEnd[byOffset[i]] = i + 1 < count ? graph.Params[byOffset[i + 1]].Offset : param.Offset + param.Length;
+        }
         long cap = capBytes / (long)elementBytes;
         var buckets = new List<GradientBucket>();
         int lo = 0, hi = 0, ready = -1;
@@ -71,9 +80,9 @@ internal static class GradientBucketPlanner
         foreach (int p in order)
         {
             var param = graph.Params[p];
-            int start = param.Offset, end = param.Offset + param.Length;
+            int start = param.Offset, end = slotEnd[p];
             bool adjacent = members.Count > 0 && (end == lo || start == hi);
-            if (members.Count > 0 && (!adjacent || (long)(hi - lo) + param.Length > cap))
+            if (members.Count > 0 && (!adjacent || (long)(hi - lo) + (end - start) > cap))
             {
                 buckets.Add(new GradientBucket(buckets.Count, lo, hi - lo, ready, members.ToArray()));
                 members.Clear();

@@ -48,11 +48,11 @@ public sealed class DistributedTrainer<T> : IDisposable, IGradientBucketListener
         _gradients = _local.Workspace.GradientMemory;
         _buckets = network.Description.GradientBuckets.Count > 0
             ? network.Description.GradientBuckets
-            : new[] { new GradientBucket(0, network.Description.ParameterCount, 0, Array.Empty<string>()) };
+            : new[] { new GradientBucket(0, network.Description.ParameterBufferLength, 0, Array.Empty<string>()) };
         _requests = new CollectiveRequest?[_buckets.Count];
         if (communicator.Size > 1)
         {
-            var parameters = new T[network.Description.ParameterCount];
+            var parameters = new T[network.Description.ParameterBufferLength];
             network.ParameterData.CopyTo(parameters);
             communicator.Broadcast<T>(parameters);
             parameters.CopyTo(network.ParameterData);
