@@ -39,8 +39,9 @@ internal sealed class GradientBucket
 /// and the backward step that writes it last. Gradients are taken in the order backward finishes them (ties by
 /// descending offset, which is how layers come back in reverse); a bucket grows while the next gradient's slot (the
 /// gradient and the alignment gap after it) is adjacent to it in the flat buffer and the cap is not exceeded, so
-/// every bucket is one contiguous slice that a single allreduce can send in place. A gradient larger than the cap gets a bucket of its own. Parameters that no step
-/// writes (none in a network that compiles) are ready after the last step.
+/// every bucket is one contiguous slice that a single allreduce can send in place. A gradient larger than the cap
+/// gets a bucket of its own. Parameters that no step writes (none in a network that compiles) are ready after the
+/// last step.
 /// </summary>
 internal static class GradientBucketPlanner
 {
