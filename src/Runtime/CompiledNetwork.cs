@@ -47,8 +47,8 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     /// All parameters in one flat buffer, tensor after tensor in state_dict order, each at its
     /// <see cref="ParameterInfo.Offset"/> (<see cref="Parameter(string)"/> gives one tensor). Generated networks
     /// start every tensor on a 64-byte cache line, so the buffer is <see cref="NetworkDescription.ParameterBufferLength"/>
-    /// long and the elements between tensors are zero; they take no part in any computation, and training keeps them
-    /// zero (their gradients are zero).
+    /// long. The elements between tensors take no part in any computation: initialization sets them to zero and
+    /// training keeps them so (their gradients are zero), unless something writes them through this span.
     /// </summary>
     public Span<T> ParameterData => _parameters.Span;
 
@@ -81,6 +81,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     /// </summary>
     public void InitializeParameters(int seed)
     {
+        _parameters.Span.Clear(); // the alignment gaps between tensors too
         var ps = Description.Parameters;
         for (int t = 0; t < ps.Count; t++)
         {

@@ -44,9 +44,9 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     public const int InputSize = 3072;
     /// <summary>Elements of one output sample, [10].</summary>
     public const int OutputSize = 10;
-    /// <summary>Trainable parameters.</summary>
+    /// <summary>Trainable parameters, as PyTorch counts them.</summary>
     public const int ParameterCount = 545098;
-    /// <summary>Bytes of all parameters.</summary>
+    /// <summary>Bytes of the parameters' values (the flat buffer, Description.ParameterBufferLength elements, also holds the gaps that start each tensor on a 64-byte line).</summary>
     public const long ParameterBytes = 2180392;
     /// <summary>Forward FLOPs of one sample (2 per multiply-add).</summary>
     public const long FlopsPerSample = 12405514;

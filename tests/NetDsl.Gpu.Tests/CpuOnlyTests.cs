@@ -123,7 +123,8 @@ public class ProcessTests
                 var net = new LoadCheck(1);
                 NetDsl.Runtime.Checkpoints.Checkpoint.Load(path, net);
                 float value = net.ParameterData[0];
-                Assert.True(value >= target && net.ParameterData.ToArray().All(v => v == value), $"round {round}: a mixed or partial checkpoint (first value {value})");
+                Assert.True(value >= target && net.Description.Parameters.All(p => net.Parameter(p.Name).ToArray().All(v => v == value)),
+                    $"round {round}: a mixed or partial checkpoint (first value {value})");
             }
             // Killed writers can leave their temporary files (.model.safetensors.*.tmp), never a partial target.
             Assert.All(Directory.GetFiles(dir), f => Assert.True(Path.GetFileName(f) == "model.safetensors" || f.EndsWith(".tmp", StringComparison.Ordinal)));

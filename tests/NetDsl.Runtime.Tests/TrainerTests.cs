@@ -66,6 +66,14 @@ public class TrainerTests
             Assert.All(inGap, i => Assert.Equal(0f, net.ParameterData[i]));
             Assert.All(inGap, i => Assert.Equal(0f, trainer.Gradients[i]));
             Assert.Contains(net.ParameterData.ToArray(), v => v != 0);
+
+            // A state made for the parameter count (shorter than the buffer) refuses the buffer instead of writing
+            // past its own arrays.
+            var tooShort = optimizer.CreateState<float>(d.ParameterCount);
+            var grads = new float[d.ParameterBufferLength];
+            var error = Assert.Throws<ArgumentException>(() => tooShort.Step(net.ParameterData, grads));
+            Assert.Contains($"{d.ParameterCount} elements", error.Message);
+            Assert.Contains("ParameterBufferLength", error.Message);
         }
     }
 

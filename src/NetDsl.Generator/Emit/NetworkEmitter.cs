@@ -53,9 +53,9 @@ internal static class NetworkEmitter
         w.Line($"public const int InputSize = {Invariant.Format(input.Elements)};");
         w.Line($"/// <summary>Elements of one output sample, {ShapeMath.PerSample(output.Shape)}.</summary>");
         w.Line($"public const int OutputSize = {Invariant.Format(output.Elements)};");
-        w.Line("/// <summary>Trainable parameters.</summary>");
+        w.Line("/// <summary>Trainable parameters, as PyTorch counts them.</summary>");
         w.Line($"public const int ParameterCount = {Invariant.Format(summary.Parameters)};");
-        w.Line("/// <summary>Bytes of all parameters.</summary>");
+        w.Line("/// <summary>Bytes of the parameters' values (the flat buffer, Description.ParameterBufferLength elements, also holds the gaps that start each tensor on a 64-byte line).</summary>");
         w.Line($"public const long ParameterBytes = {Invariant.Format(summary.Parameters * bytes)};");
         w.Line("/// <summary>Forward FLOPs of one sample (2 per multiply-add).</summary>");
         w.Line($"public const long FlopsPerSample = {Invariant.Format(summary.FlopsPerSample)};");

@@ -58,6 +58,7 @@ public class Adam : Optimizer
 
         public override void Step(Span<T> p, ReadOnlySpan<T> g)
         {
+            RequireLength(count, p.Length, g.Length);
             long t = StepCount + 1;
             double lrD = settings.LearningRate;
             // As torch.optim.Adam: bias corrections in double, then step_size = lr / bc1 and

@@ -36,7 +36,11 @@ public abstract class Optimizer
     /// <summary>The weight decay coefficient.</summary>
     public double WeightDecay { get; }
 
-    /// <summary>Creates this optimizer's state for <paramref name="parameterCount"/> parameters.</summary>
+    /// <summary>
+    /// Creates this optimizer's state for a flat parameter buffer of <paramref name="parameterCount"/> elements: for a
+    /// network, <see cref="NetworkDescription.ParameterBufferLength"/> (the tensors and the alignment gaps between
+    /// them), not <see cref="NetworkDescription.ParameterCount"/>.
+    /// </summary>
     public abstract OptimizerState<T> CreateState<T>(int parameterCount) where T : unmanaged, IFloatingPointIeee754<T>;
 }
 
@@ -46,8 +50,24 @@ public abstract class OptimizerState<T> where T : unmanaged, IFloatingPointIeee7
     /// <summary>Number of updates applied so far.</summary>
     public long StepCount { get; protected set; }
 
-    /// <summary>Applies one update to <paramref name="parameters"/> from <paramref name="gradients"/>.</summary>
+    /// <summary>
+    /// Applies one update to <paramref name="parameters"/> from <paramref name="gradients"/>; both must be as long as
+    /// the buffer the state was created for.
+    /// </summary>
     public abstract void Step(Span<T> parameters, ReadOnlySpan<T> gradients);
+
+    /// <summary>
+    /// Throws unless <paramref name="parameters"/> and <paramref name="gradients"/> are both <paramref name="length"/>
+    /// elements, the buffer length the state was created for (its buffers are updated through pointers up to the
+    /// parameters' length).
+    /// </summary>
+    protected static void RequireLength(int length, int parameters, int gradients)
+    {
+        if (parameters != length || gradients != length)
+            throw new ArgumentException(
+                $"The optimizer state was created for a parameter buffer of {length} elements (a network's Description.ParameterBufferLength); " +
+                $"Step got {parameters} parameters and {gradients} gradients.");
+    }
 
     /// <summary>The named state buffers (for checkpoints), e.g. <c>exp_avg</c>.</summary>
     public abstract (string Name, T[] Values)[] Buffers { get; }

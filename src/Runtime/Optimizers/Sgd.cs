@@ -50,6 +50,7 @@ public sealed class Sgd : Optimizer
 
         public override void Step(Span<T> p, ReadOnlySpan<T> g)
         {
+            RequireLength(count, p.Length, g.Length);
             fixed (T* pp = p, pg = g, pm = _momentum)
             {
                 var job = new Job
