@@ -258,8 +258,34 @@ public abstract class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoi
                 throw new ArgumentException($"The {what} element {i} (sample {i / perSample}, position {i % perSample}) is {values[i]}; every {what} must be a finite number.", paramName);
     }
 
-    /// <summary>Whether every value is finite: x − x is 0 for finite x and NaN otherwise, summed a register at a time.</summary>
+    /// <summary>
+    /// Whether every value is finite. Buffers from <see cref="ParallelFiniteCheck"/> elements up (a network's gradients,
+    /// checked after every step) are split over the worker threads, each checking a slice.
+    /// </summary>
     internal static bool AllFinite(ReadOnlySpan<T> values)
+    {
+        if (values.Length < ParallelFiniteCheck || Cpu.CpuWorkers.Count < 2) return AllFiniteSerial(values);
+        var job = new FiniteJob { Values = values };
+        unsafe { Cpu.CpuWorkers.Run(ref job, &CheckSlice, values.Length, align: 1024); }
+        return Volatile.Read(ref job.NonFinite) == 0;
+    }
+
+    /// <summary>Elements from which <see cref="AllFinite"/> splits the check over the threads.</summary>
+    internal const int ParallelFiniteCheck = 1 << 16;
+
+    private ref struct FiniteJob
+    {
+        public ReadOnlySpan<T> Values;
+        public int NonFinite;
+    }
+
+    private static void CheckSlice(ref FiniteJob job, int start, int end)
+    {
+        if (!AllFiniteSerial(job.Values.Slice(start, end - start))) Volatile.Write(ref job.NonFinite, 1);
+    }
+
+    /// <summary>Whether every value is finite: x − x is 0 for finite x and NaN otherwise, summed a register at a time.</summary>
+    private static bool AllFiniteSerial(ReadOnlySpan<T> values)
     {
         // x − x is 0 for every finite x and NaN otherwise; four independent sums keep the adder busy.
         int i = 0;

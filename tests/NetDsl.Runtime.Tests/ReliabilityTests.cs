@@ -50,6 +50,34 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Contains("target element 3 (sample 0, position 3)", e.Message);
     }
 
+    private delegate bool FiniteCheck(ReadOnlySpan<float> values);
+
+    /// <summary>
+    /// The check behind <see cref="Trainer{T}.CheckFinite"/> (every step's gradients): buffers from 64 Ki elements are
+    /// split over the threads, so a NaN or an infinity must be found in any thread's slice, at either end of it, and a
+    /// finite buffer (huge values, −0, subnormals) must pass, on both sides of the threshold.
+    /// </summary>
+    [Fact]
+    public void TheFiniteCheckFindsANonFiniteValueAnywhereInLargeBuffers()
+    {
+        var check = typeof(Trainer<float>).GetMethod("AllFinite", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!
+            .CreateDelegate<FiniteCheck>();
+        foreach (int n in new[] { 1, 17, (1 << 16) - 1, 1 << 16, 235_146, (1 << 20) + 3 })
+        {
+            var values = new float[n];
+            for (int i = 0; i < n; i++) values[i] = (i % 5) switch { 0 => float.MaxValue, 1 => -0f, 2 => float.Epsilon, 3 => -float.MaxValue, _ => i };
+            Assert.True(check(values), $"n = {n}: finite values reported as non-finite");
+            foreach (int at in new[] { 0, n / 4, n / 2 - 1, n / 2, n / 2 + 1, 3 * n / 4, n - 1 }.Where(i => i >= 0 && i < n).Distinct())
+                foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+                {
+                    float keep = values[at];
+                    values[at] = bad;
+                    Assert.False(check(values), $"n = {n}: {bad} at {at} not found");
+                    values[at] = keep;
+                }
+        }
+    }
+
     [Fact]
     public void ADivergedStepStopsWithTheStepAndLayerAndKeepsTheLastGoodParameters()
     {
