@@ -18,17 +18,12 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
     private AlignedArray<T> _state;
     private Workspace<T>? _inferenceWorkspace;
     private Workspace<T>?[]? _chunkWorkspaces;   // one per thread of a batch split over the threads (see Infer)
-    private Cpu.ConstantOperands? _constants;     // an inference session's frozen weights (see CreateInferenceSession)
 
     /// <summary>
-    /// The memory an inference session's clone has frozen (its parameters): every thread running a share of its
-    /// inference enters it, so each GEMM whose weights lie there packs them once.
+    /// The memory an inference session's clone has frozen (its parameters; null elsewhere): every thread running a
+    /// share of its inference enters it, so each GEMM whose weights lie there packs them once.
     /// </summary>
-    internal Cpu.ConstantOperands? Constants
-    {
-        get => _constants;
-        set => _constants = value;
-    }
+    internal Cpu.ConstantOperands? Constants { get; set; }
 
     /// <summary>Creates the network and initializes its parameters from <paramref name="seed"/>.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
@@ -123,7 +118,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
         int need = batch * Description.OutputSize;
         if (output.Length != need)
             throw new ArgumentException($"The output span has {output.Length} elements; a batch of {batch} needs {need} ({batch} × {Description.OutputSize}).", nameof(output));
-        using var scope = Cpu.ConstantOperands.Enter(_constants);
+        using var scope = Cpu.ConstantOperands.Enter(Constants);
         Infer(input, output, batch);
     }
 
@@ -206,7 +201,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
         int slot = Interlocked.Increment(ref job.NextSlot) - 1;
         var ws = slot < job.Slots.Length ? job.Slots[slot] : null;
         ws ??= new Workspace<T>(job.Network.Description.InferencePlan, job.Capacity, 0);
-        using var scope = Cpu.ConstantOperands.Enter(job.Network._constants); // thread-local: a worker enters the session's weights too
+        using var scope = Cpu.ConstantOperands.Enter(job.Network.Constants); // thread-local: a worker enters the session's weights too
         int inSize = job.Network.Description.InputSize, outSize = job.Network.Description.OutputSize;
         int rows = r1 - r0, pieces = (rows + job.Capacity - 1) / job.Capacity;
         for (int p = 0; p < pieces; p++)
@@ -233,7 +228,7 @@ public abstract class CompiledNetwork<T> : NetworkModule where T : unmanaged, IF
         _state.Span.CopyTo(clone._state.Span);
         clone._inferenceWorkspace = null;
         clone._chunkWorkspaces = null;
-        clone._constants = null;
+        clone.Constants = null;
         return new InferenceSession<T>(clone);
     }
 

@@ -273,7 +273,7 @@ internal sealed class Lowering
 
     /// <summary>
     /// Parameter tensors follow one another in state_dict order, each starting on a multiple of
-    /// <see cref="NetworkGraph.ParameterAlignment"/> elements (a 64-byte cache line for float and double), so a
+    /// <see cref="ShapeMath.LineElements"/> elements (a cache-line boundary for float and double), so a
     /// weight matrix whose rows are whole lines is read with aligned vector loads whatever comes before it (a
     /// batch-1 layer streaming its weights ran 1.2-1.7x slower 16 bytes off a line). The gaps are zero and stay so.
     /// </summary>
@@ -282,7 +282,7 @@ internal sealed class Lowering
         long offset = 0;
         foreach (var p in _params)
         {
-            offset = (offset + NetworkGraph.ParameterAlignment - 1) / NetworkGraph.ParameterAlignment * NetworkGraph.ParameterAlignment;
+            offset = ShapeMath.ToLine(offset);
             p.Offset = (int)Math.Min(offset, int.MaxValue);
             offset += p.Length;
         }

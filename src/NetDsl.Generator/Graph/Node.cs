@@ -227,9 +227,6 @@ internal sealed class NetworkGraph
 
     public Node this[int id] => Nodes[id];
 
-    /// <summary>Parameter tensors start on multiples of this many elements of the flat buffer.</summary>
-    public const int ParameterAlignment = 16;
-
     /// <summary>Parameters, as PyTorch counts them (the flat buffer also holds the alignment gaps).</summary>
     public int ParameterCount
     {

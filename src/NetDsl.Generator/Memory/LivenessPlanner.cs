@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using NetDsl.Generator.Graph;
+using NetDsl.Generator.Shapes;
 
 namespace NetDsl.Generator.Memory;
 
@@ -36,13 +37,6 @@ internal sealed class MemoryPlan
 /// </summary>
 internal static class LivenessPlanner
 {
-    /// <summary>
-    /// Buffers start at multiples of this many elements per sample, so that with the arena itself on a cache line
-    /// every buffer does too (64 bytes of floats, 128 of doubles): a layer's input and output are then read and
-    /// written by whole 512-bit vectors that do not straddle lines.
-    /// </summary>
-    private const int Alignment = 16;
-
     public static MemoryPlan Plan(Schedule schedule)
     {
         var start = new Dictionary<int, int>();
@@ -83,7 +77,7 @@ internal static class LivenessPlanner
             foreach (var (from, to) in taken)
             {
                 if (offset + b.PerSample <= from) break;
-                offset = Math.Max(offset, (to + Alignment - 1) / Alignment * Alignment);
+                offset = Math.Max(offset, ShapeMath.ToLine(to)); // every buffer starts on a line (ShapeMath.LineElements per sample)
             }
             b.Offset = (int)offset;
             placed.Add(b);

@@ -8,6 +8,16 @@ internal static class ShapeMath
     /// <summary>The largest element count a buffer may have: spans index with Int32.</summary>
     public const long MaxElements = int.MaxValue;
 
+    /// <summary>
+    /// Elements from one cache-line boundary to the next that suit every element type (64 bytes of floats, 128 of
+    /// doubles). Parameter tensors and planned activation buffers start on multiples of it, so with their arena on a
+    /// line every tensor is read and written by whole 512-bit vectors that do not straddle lines.
+    /// </summary>
+    public const int LineElements = 16;
+
+    /// <summary><paramref name="elements"/> rounded up to a multiple of <see cref="LineElements"/>.</summary>
+    public static long ToLine(long elements) => (elements + LineElements - 1) / LineElements * LineElements;
+
     /// <summary>Product of dimensions, saturating at <see cref="long.MaxValue"/> instead of overflowing.</summary>
     public static long Product(int[] dims)
     {
