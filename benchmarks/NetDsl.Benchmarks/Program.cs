@@ -53,6 +53,10 @@ static class Quick
                 while (Stopwatch.GetElapsedTime(t0).TotalMilliseconds < 30 || n < 2) { actions[v](); n++; }
                 times[v].Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds / n);
             }
+        // ALTERNATE_TRACE=path writes every window pair (first, second; µs per call): whether a slow phase hits
+        // both workloads (the host) or one (the workload).
+        if (Environment.GetEnvironmentVariable("ALTERNATE_TRACE") is { Length: > 0 } trace)
+            System.IO.File.WriteAllLines(trace, times[0].Zip(times[1], (x, y) => FormattableString.Invariant($"{x:F2} {y:F2}")));
         for (int v = 0; v < 2; v++)
         {
             var t = times[v];
@@ -98,6 +102,9 @@ static class Quick
             "tiny-256" => Make(new TinyBenchmarks(), b => b.NetDslInfer256),
             "tiny-256-session" => Make(new TinyBenchmarks(), b => b.NetDslSessionInfer256),
             "gemm" => Make(new GemmBenchmarks(), b => b.NetDsl),
+            // 1/64 of the FMA-peak benchmark (62.5 MFLOP on two threads): alternated with "gemm", the SGEMM's share
+            // of the peak measured in the same phase of the host.
+            "fma" => () => Peak.Run(Workload.Threads, GemmBenchmarks.PeakIterations / 64),
             _ => throw new ArgumentException($"Unknown workload '{name}'."),
         };
 
