@@ -70,6 +70,19 @@ static class Quick
     {
         // NAME-whole: the batch runs whole on the calling thread (each kernel splitting what it splits), not split
         // over the threads by samples: the runtime's internal switch (BatchSplit.Enabled), reached through reflection.
+        // NAME-unfused: convolution blocks run step by step through memory (Convolution.FuseBlocks off).
+        const string unfused = "-unfused";
+        if (name.EndsWith(unfused, StringComparison.Ordinal))
+        {
+            var inner = Pick(name[..^unfused.Length]);
+            var fuse = typeof(NetDsl.Runtime.Cpu.Convolution).GetField("FuseBlocks", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
+            return () =>
+            {
+                fuse.SetValue(null, false);
+                try { inner(); }
+                finally { fuse.SetValue(null, true); }
+            };
+        }
         const string whole = "-whole";
         if (name.EndsWith(whole, StringComparison.Ordinal))
         {

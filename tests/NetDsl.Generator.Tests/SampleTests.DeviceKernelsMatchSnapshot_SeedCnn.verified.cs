@@ -128,34 +128,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 1. conv1: conv [B,3,32,32] * [32,3,3,3] → [B,32,32,32] (stride 1, padding 1); then conv1 bias: [B,32,32,32] + conv1.bias; relu: [B,32,32,32]
-        {
-            var loop = new FusedLoop1
-            {
-                s0 = activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), // relu [B,32,32,32]
-                s1 = parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length), // conv1.bias [32]
-            };
-            global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), ref loop);
-        }
-
         // 2. max_pool2d(2): [B,32,32,32] → [B,32,16,16]
-        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d));
+        global::NetDsl.Runtime.Cpu.Convolution.ForwardReluMaxPool(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length), activations.Slice(Layout.Training.relu * capacity, batch * Sizes.relu), activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d));
 
         // 3. conv2: conv [B,32,16,16] * [64,32,3,3] → [B,64,16,16] (stride 1, padding 1); then conv2 bias: [B,64,16,16] + conv2.bias; relu: [B,64,16,16]
-        {
-            var loop = new FusedLoop2
-            {
-                s0 = activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,64,16,16]
-                s1 = parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length), // conv2.bias [64]
-            };
-            global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), ref loop);
-        }
-
         // 4. max_pool2d(2): [B,64,16,16] → [B,64,8,8]
-        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2));
+        global::NetDsl.Runtime.Cpu.Convolution.ForwardReluMaxPool(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length), activations.Slice(Layout.Training.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Training.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), indices.Slice(Layout.Training.max_pool2d_2_argmax * capacity, batch * Sizes.max_pool2d_2));
 
         // 5. fc1: [B,4096]·[128,4096]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
         {
-            var loop = new FusedLoop3
+            var loop = new FusedLoop1
             {
                 s0 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
                 s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [128]
@@ -165,7 +147,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
 
         // 6. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
         {
-            var loop = new FusedLoop4
+            var loop = new FusedLoop2
             {
                 s0 = output, // output [B,10]
                 s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length), // fc2.bias [10]
@@ -189,7 +171,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
 
         // 8. dfc2 input: d[B,10]·fc2.weight → [B,128]; then drelu: d[B,128] where the output is positive
         {
-            var loop = new FusedLoop5
+            var loop = new FusedLoop3
             {
                 s0 = activations.Slice(Layout.Training.d_fc1_bias * capacity, batch * Sizes.fc1_bias), // d fc1 (with bias) [B,128]
                 s1 = activations.Slice(Layout.Training.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
@@ -221,12 +203,9 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         workspace.GradientProgress();
 
         // 14. dmax_pool2d(2): d[B,32,16,16] → [B,32,32,32] through the recorded max positions; then drelu: d[B,32,32,32] where the output is positive (the pooled output's sign)
-        global::NetDsl.Runtime.Cpu.Pooling.MaxBackward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), accumulate: false, gate: activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d));
-        workspace.GradientProgress();
-
         // 15. dconv1.bias: sum of d[B,32,32,32] over all but dim 1; dconv1.weight: correlate [B,3,32,32] with d[B,32,32,32] → [32,3,3,3]
-        global::NetDsl.Runtime.Cpu.Rows.SumToChannels(batch, 32, 1024, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), accumulate: false);
-        global::NetDsl.Runtime.Cpu.Convolution.BackwardWeight(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false);
+        global::NetDsl.Runtime.Cpu.Convolution.BackwardWeightThroughMaxPool(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, input, activations.Slice(Layout.Training.d_max_pool2d * capacity, batch * Sizes.max_pool2d), indices.Slice(Layout.Training.max_pool2d_argmax * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.max_pool2d * capacity, batch * Sizes.max_pool2d), activations.Slice(Layout.Training.d_conv1_bias * capacity, batch * Sizes.conv1_bias), gradients.Slice(Layout.conv1_weight, Layout.conv1_weight_length), accumulate: false, gradients.Slice(Layout.conv1_bias, Layout.conv1_bias_length), biasAccumulate: false);
+        workspace.GradientProgress();
         workspace.GradientBucketReady(2); // bucket 2 (conv2.bias, conv2.weight, conv1.bias, conv1.weight) is final: a distributed trainer starts its allreduce
     }
 
@@ -238,34 +217,16 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
         int capacity = workspace.Capacity;
 
         // 1. conv1: conv [B,3,32,32] * [32,3,3,3] → [B,32,32,32] (stride 1, padding 1); then conv1 bias: [B,32,32,32] + conv1.bias; relu: [B,32,32,32]
-        {
-            var loop = new FusedLoop1
-            {
-                s0 = activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), // relu [B,32,32,32]
-                s1 = parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length), // conv1.bias [32]
-            };
-            global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), ref loop);
-        }
-
         // 2. max_pool2d(2): [B,32,32,32] → [B,32,16,16]
-        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), default);
+        global::NetDsl.Runtime.Cpu.Convolution.ForwardReluMaxPool(new global::NetDsl.Runtime.Cpu.Window2d(3, 32, 32, 32, 32, 32, 3, 1, 1), new global::NetDsl.Runtime.Cpu.Window2d(32, 32, 32, 32, 16, 16, 2, 2, 0), batch, input, parameters.Slice(Layout.conv1_weight, Layout.conv1_weight_length), parameters.Slice(Layout.conv1_bias, Layout.conv1_bias_length), activations.Slice(Layout.Inference.relu * capacity, batch * Sizes.relu), activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), default);
 
         // 3. conv2: conv [B,32,16,16] * [64,32,3,3] → [B,64,16,16] (stride 1, padding 1); then conv2 bias: [B,64,16,16] + conv2.bias; relu: [B,64,16,16]
-        {
-            var loop = new FusedLoop2
-            {
-                s0 = activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), // relu [B,64,16,16]
-                s1 = parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length), // conv2.bias [64]
-            };
-            global::NetDsl.Runtime.Cpu.Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), batch, activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), ref loop);
-        }
-
         // 4. max_pool2d(2): [B,64,16,16] → [B,64,8,8]
-        global::NetDsl.Runtime.Cpu.Pooling.MaxForward(new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), default);
+        global::NetDsl.Runtime.Cpu.Convolution.ForwardReluMaxPool(new global::NetDsl.Runtime.Cpu.Window2d(32, 16, 16, 64, 16, 16, 3, 1, 1), new global::NetDsl.Runtime.Cpu.Window2d(64, 16, 16, 64, 8, 8, 2, 2, 0), batch, activations.Slice(Layout.Inference.max_pool2d * capacity, batch * Sizes.max_pool2d), parameters.Slice(Layout.conv2_weight, Layout.conv2_weight_length), parameters.Slice(Layout.conv2_bias, Layout.conv2_bias_length), activations.Slice(Layout.Inference.relu_2 * capacity, batch * Sizes.relu_2), activations.Slice(Layout.Inference.max_pool2d_2 * capacity, batch * Sizes.max_pool2d_2), default);
 
         // 5. fc1: [B,4096]·[128,4096]ᵀ → [B,128]; then fc1 bias: [B,128] + fc1.bias; relu: [B,128]
         {
-            var loop = new FusedLoop3
+            var loop = new FusedLoop1
             {
                 s0 = activations.Slice(Layout.Inference.relu_3 * capacity, batch * Sizes.relu_3), // relu [B,128]
                 s1 = parameters.Slice(Layout.fc1_bias, Layout.fc1_bias_length), // fc1.bias [128]
@@ -275,7 +236,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
 
         // 6. fc2: [B,128]·[10,128]ᵀ → [B,10]; then fc2 bias: [B,10] + fc2.bias
         {
-            var loop = new FusedLoop4
+            var loop = new FusedLoop2
             {
                 s0 = output, // output [B,10]
                 s1 = parameters.Slice(Layout.fc2_bias, Layout.fc2_bias_length), // fc2.bias [10]
@@ -286,76 +247,6 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
 
     /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
     private ref struct FusedLoop1 : global::NetDsl.Runtime.Cpu.IElementwise
-    {
-        public global::System.Span<float> s0;
-        public global::System.ReadOnlySpan<float> s1;
-
-        /// <inheritdoc />
-        public void Run(int start, int end)
-        {
-            for (int o = start / 32768; o < end / 32768; o++)
-            {
-                for (int c = 0; c < 32; c++)
-                {
-                    float r1 = s1[c];
-                    var v1 = new global::System.Numerics.Vector<float>(r1);
-                    int i = (o * 32 + c) * 1024, stop = i + 1024;
-                    for (; i <= stop - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
-                    {
-                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                        var v2 = v0 + v1;
-                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
-                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
-                    }
-                    for (; i < stop; i++)
-                    {
-                        float r0 = s0[i];
-                        float r2 = r0 + r1;
-                        float r3 = global::System.Math.Max(r2, 0.0f);
-                        s0[i] = r3;
-                    }
-                }
-            }
-        }
-    }
-
-    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
-    private ref struct FusedLoop2 : global::NetDsl.Runtime.Cpu.IElementwise
-    {
-        public global::System.Span<float> s0;
-        public global::System.ReadOnlySpan<float> s1;
-
-        /// <inheritdoc />
-        public void Run(int start, int end)
-        {
-            for (int o = start / 16384; o < end / 16384; o++)
-            {
-                for (int c = 0; c < 64; c++)
-                {
-                    float r1 = s1[c];
-                    var v1 = new global::System.Numerics.Vector<float>(r1);
-                    int i = (o * 64 + c) * 256, stop = i + 256;
-                    for (; i <= stop - global::System.Numerics.Vector<float>.Count; i += global::System.Numerics.Vector<float>.Count)
-                    {
-                        var v0 = global::NetDsl.Runtime.Cpu.Lanes.Load(s0, i);
-                        var v2 = v0 + v1;
-                        var v3 = global::NetDsl.Runtime.Cpu.Lanes.Relu(v2);
-                        global::NetDsl.Runtime.Cpu.Lanes.Store(s0, i, v3);
-                    }
-                    for (; i < stop; i++)
-                    {
-                        float r0 = s0[i];
-                        float r2 = r0 + r1;
-                        float r3 = global::System.Math.Max(r2, 0.0f);
-                        s0[i] = r3;
-                    }
-                }
-            }
-        }
-    }
-
-    /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
-    private ref struct FusedLoop3 : global::NetDsl.Runtime.Cpu.IElementwise
     {
         public global::System.Span<float> s0;
         public global::System.ReadOnlySpan<float> s1;
@@ -389,7 +280,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     }
 
     /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
-    private ref struct FusedLoop4 : global::NetDsl.Runtime.Cpu.IElementwise
+    private ref struct FusedLoop2 : global::NetDsl.Runtime.Cpu.IElementwise
     {
         public global::System.Span<float> s0;
         public global::System.ReadOnlySpan<float> s1;
@@ -421,7 +312,7 @@ partial class SeedCnn : global::NetDsl.Runtime.CompiledNetwork<float>
     }
 
     /// <summary>A fused elementwise loop over float elements, run by the workers or as a kernel's epilogue.</summary>
-    private ref struct FusedLoop5 : global::NetDsl.Runtime.Cpu.IElementwise
+    private ref struct FusedLoop3 : global::NetDsl.Runtime.Cpu.IElementwise
     {
         public global::System.Span<float> s0;
         public global::System.ReadOnlySpan<float> s1;

@@ -8,7 +8,7 @@ using NetDsl.Testing;
 
 // Runs the CPU kernels on every GEMM shape of GemmCases (overwriting, accumulating, on sub-blocks of larger
 // matrices, with a bias-and-ReLU epilogue, and with op(B) declared constant: packed once and reused), max pooling forward and backward (ties, NaN, padding, odd sizes) and
-// convolution forward and backward, each against a naive loop in double; and the activations' scalar forms against
+// convolution forward and backward, and the fused convolution blocks, each against a naive loop in double; and the activations' scalar forms against
 // their vector lanes, bit for bit. Prints the instruction sets the JIT uses,
 // one line per check ("ok" or "FAIL" and the worst element), and a last line "checks N failed F"; exits with F.
 // The Runtime tests run it with DOTNET_EnableAVX512=0, DOTNET_EnableAVX2=0 and DOTNET_EnableHWIntrinsic=0, so the
@@ -242,6 +242,65 @@ foreach (var (cin, h, w, cout, size, stride, padding, batch) in new[] { (1, 28, 
     var dw = new float[weights.Length];
     Convolution.BackwardWeight<float>(g, batch, x, dy, dw, accumulate: false);
     Report($"conv {shape} weight gradient", Close(expectedDw, dw, 1e-5));
+}
+
+// ---- fused convolution blocks ---------------------------------------------------------------------------------
+// conv → bias → ReLU → 2×2 max pooling in one call, and its gradients (gated pooling gradient, bias and weight), for
+// a first layer (9 column rows: the backward runs fused by blocks of 8 samples), against naive loops in double.
+{
+    var conv = new Window2d(1, 12, 12, 6, 12, 12, 3, 1, 1);
+    var pool = new Window2d(6, 12, 12, 6, 6, 6, 2, 2, 0);
+    const int batch = 20;
+    var x = Uniform(batch * conv.InSize, 17);
+    var weights = Uniform(6 * 9, 18);
+    var bias = Uniform(6, 19);
+    double Act(int s, int oc, int oy, int ox)
+    {
+        double sum = bias[oc];
+        for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++)
+            {
+                int iy = oy - 1 + ky, ix = ox - 1 + kx;
+                if (iy >= 0 && iy < 12 && ix >= 0 && ix < 12) sum += (double)x[s * 144 + iy * 12 + ix] * weights[oc * 9 + ky * 3 + kx];
+            }
+        return Math.Max(sum, 0);
+    }
+    var pooled = new float[batch * pool.OutSize];
+    var argmax = new int[pooled.Length];
+    Convolution.ForwardReluMaxPool(conv, pool, batch, x, weights, bias, new float[batch * conv.OutSize], pooled, argmax);
+    var expectedPooled = new double[pooled.Length];
+    for (int s = 0; s < batch; s++)
+        for (int oc = 0; oc < 6; oc++)
+            for (int py = 0; py < 6; py++)
+                for (int px = 0; px < 6; px++)
+                    expectedPooled[s * pool.OutSize + (oc * 6 + py) * 6 + px] = Math.Max(Math.Max(Act(s, oc, 2 * py, 2 * px), Act(s, oc, 2 * py, 2 * px + 1)),
+                        Math.Max(Act(s, oc, 2 * py + 1, 2 * px), Act(s, oc, 2 * py + 1, 2 * px + 1)));
+    Report("conv block forward (conv, bias, relu, max pool)", Close(expectedPooled, pooled, 1e-5));
+
+    // The gradient flows to each window's recorded winner where the pooled output is positive.
+    var dPooled = Uniform(pooled.Length, 20);
+    var expectedDw = new double[weights.Length];
+    var expectedDb = new double[6];
+    for (int s = 0; s < batch; s++)
+        for (int oc = 0; oc < 6; oc++)
+            for (int p = 0; p < pool.OutPixels; p++)
+            {
+                int o = s * pool.OutSize + oc * pool.OutPixels + p;
+                if (!(pooled[o] > 0)) continue;
+                int at = argmax[o] - oc * 144, oy = at / 12, ox = at % 12;
+                expectedDb[oc] += dPooled[o];
+                for (int ky = 0; ky < 3; ky++)
+                    for (int kx = 0; kx < 3; kx++)
+                    {
+                        int iy = oy - 1 + ky, ix = ox - 1 + kx;
+                        if (iy >= 0 && iy < 12 && ix >= 0 && ix < 12) expectedDw[oc * 9 + ky * 3 + kx] += (double)dPooled[o] * x[s * 144 + iy * 12 + ix];
+                    }
+            }
+    var dw = new float[weights.Length];
+    var db = new float[6];
+    Convolution.BackwardWeightThroughMaxPool(conv, pool, batch, x, dPooled, argmax, pooled, new float[batch * conv.OutSize], dw, accumulate: false, db, biasAccumulate: false);
+    Report("conv block weight gradient (through the gated max pool)", Close(expectedDw, dw, 1e-5));
+    Report("conv block bias gradient (through the gated max pool)", Close(expectedDb, db, 1e-5));
 }
 
 // ---- activation lanes -----------------------------------------------------------------------------------------

@@ -51,11 +51,72 @@ internal sealed class CpuEmitter
         for (int i = 0; i < steps.Count; i++)
         {
             if (i > 0) _w.Line();
-            _w.Line($"// {from + i + 1}. {steps[i].Comment}");
-            Step(steps[i]);
-            if (after is not null && after.TryGetValue(from + i, out var lines))
-                foreach (var line in lines) _w.Line(line);
+            int count = Block(steps, from, i, out string? call);
+            for (int s = i; s < i + count; s++) _w.Line($"// {from + s + 1}. {steps[s].Comment}");
+            if (call is not null) _w.Line(call);
+            else Step(steps[i]);
+            for (int s = i; s < i + count; s++)
+                if (after is not null && after.TryGetValue(from + s, out var lines))
+                    foreach (var line in lines) _w.Line(line);
+            i += count - 1;
         }
+    }
+
+    /// <summary>
+    /// How many steps from <paramref name="i"/> on run as one fused CPU call (<paramref name="call"/>), or 1 (and a
+    /// null call) for a step of its own. Two such blocks, in float, where the unpooled tensor between the steps is
+    /// read by nothing else, so the call may keep it per sample in a thread's buffer instead of memory:
+    /// <list type="bullet">
+    /// <item>a convolution whose epilogue is exactly its bias and a ReLU, then max pooling of that result
+    /// (<c>Convolution.ForwardReluMaxPool</c>);</item>
+    /// <item>a gated max-pooling gradient, then the weight gradient (with its bias gradient) of the convolution
+    /// before it, when that convolution's input needs no gradient (<c>Convolution.BackwardWeightThroughMaxPool</c>).</item>
+    /// </list>
+    /// The schedule and memory plan are unchanged (the device code runs the steps one by one), so the tensor keeps
+    /// its place in the workspace.
+    /// </summary>
+    private int Block(List<Step> steps, int from, int i, out string? call)
+    {
+        call = null;
+        if (_t != "float" || i + 1 >= steps.Count) return 1;
+        if (steps[i] is ConvStep { Pass: ConvPass.Forward, Accumulate: false, BiasGrad: < 0, StoreAccumulator: false, Epilogue: { } program } conv
+            && steps[i + 1] is PoolStep { Max: true, Backward: false, Accumulate: false } pool
+            && BiasRelu(program, conv, out int bias) && pool.In == conv.AccumulatorTarget && !ReadAfter(pool.In, from + i + 1))
+        {
+            string index = pool.Index >= 0 ? Write(pool.Index) : "default";
+            call = $"global::NetDsl.Runtime.Cpu.Convolution.ForwardReluMaxPool({Window(conv.Geometry)}, {Window(pool.Geometry)}, batch, {Read(conv.In)}, {Read(conv.In2)}, "
+                + $"{Read(bias)}, {Write(pool.In)}, {Write(pool.Out)}, {index});";
+            return 2;
+        }
+        if (steps[i] is PoolStep { Max: true, Backward: true, Accumulate: false, Gate: >= 0, Index: >= 0 } grad
+            && steps[i + 1] is ConvStep { Pass: ConvPass.BackwardWeight, Epilogue: null } weight
+            && weight.In2 == grad.Out && weight.BiasGrad != grad.Out && !ReadAfter(grad.Out, from + i + 1))
+        {
+            string db = weight.BiasGrad >= 0 ? $"{Write(weight.BiasGrad)}, biasAccumulate: {Bool(weight.BiasGradAccumulate)}" : "default, biasAccumulate: false";
+            call = $"global::NetDsl.Runtime.Cpu.Convolution.BackwardWeightThroughMaxPool({Window(weight.Geometry)}, {Window(grad.Geometry)}, batch, {Read(weight.In)}, "
+                + $"{Read(grad.In)}, {Read(grad.Index)}, {Read(grad.Gate)}, {Write(grad.Out)}, {Write(weight.Out)}, accumulate: {Bool(weight.Accumulate)}, {db});";
+            return 2;
+        }
+        return 1;
+    }
+
+    /// <summary>Whether a step after schedule index <paramref name="index"/> reads <paramref name="buffer"/>.</summary>
+    private bool ReadAfter(int buffer, int index) => _schedule.Steps.Skip(index + 1).Any(s => s.Reads.Contains(buffer));
+
+    /// <summary>
+    /// Whether <paramref name="program"/> is exactly <c>max(result + bias[c], 0)</c> stored into the convolution's
+    /// target: the bias of its output channels, added in that order (the runtime repeats the arithmetic).
+    /// </summary>
+    private static bool BiasRelu(List<EInstr> program, ConvStep conv, out int bias)
+    {
+        bias = -1;
+        if (program.Count != 5) return false;
+        var (acc, load, add, relu, store) = (program[0], program[1], program[2], program[3], program[4]);
+        if (acc.Op != EOp.Accumulator || load.Op != EOp.LoadChannel || add.Op != EOp.Add || relu.Op != EOp.Relu || store.Op != EOp.Store) return false;
+        if (load.Channels != conv.Geometry.OutChannels || load.Inner != conv.Geometry.OutHeight * conv.Geometry.OutWidth) return false;
+        if (add.A != 0 || add.B != 1 || relu.A != 2 || store.A != 3 || store.Buffer != conv.AccumulatorTarget) return false;
+        bias = load.Buffer;
+        return true;
     }
 
     private void Step(Step step)

@@ -115,6 +115,196 @@ public static unsafe class Convolution
         }
     }
 
+    /// <summary>
+    /// The usual CNN block, fused per sample: <c>pooled[b] = maxpool(relu(W · im2col(x[b]) + bias))</c>, recording each
+    /// window's winning position (within the sample, as <see cref="Pooling.MaxForward{T}"/> does) unless
+    /// <paramref name="argmax"/> is empty. Each sample's convolution output lives in a per-thread buffer while its
+    /// bias, ReLU and pooling run, so the unpooled activation never goes to memory: written and read back, it is the
+    /// largest stream of a small CNN's step, and the one a busy host's memory slows most. The outputs are bit for
+    /// bit those of <see cref="Forward{T, TEpilogue}"/> with a bias-and-ReLU epilogue followed by
+    /// <see cref="Pooling.MaxForward{T}"/>. <paramref name="y"/> is the unpooled activation's place in the workspace,
+    /// which the fused block leaves untouched (it is written only when <see cref="FuseBlocks"/> is off).
+    /// </summary>
+    public static void ForwardReluMaxPool(in Window2d conv, in Window2d pool, int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias,
+        Span<float> y, Span<float> pooled, Span<int> argmax)
+    {
+        if (pool.InChannels != conv.OutChannels || pool.InHeight != conv.OutHeight || pool.InWidth != conv.OutWidth)
+            throw new ArgumentException($"The pooling reads [{pool.InChannels}, {pool.InHeight}, {pool.InWidth}] per sample; the convolution writes [{conv.OutChannels}, {conv.OutHeight}, {conv.OutWidth}].", nameof(pool));
+        if (!FuseBlocks)
+        {
+            Require(bias.Length, conv.OutChannels, nameof(bias));
+            var epilogue = new BiasRelu { Y = y, Bias = bias, Channels = conv.OutChannels, Pixels = conv.OutPixels };
+            Forward(conv, batch, x, w, y, ref epilogue);
+            Pooling.MaxForward(pool, batch, (ReadOnlySpan<float>)y, pooled, argmax);
+            return;
+        }
+        Require(x.Length, (long)batch * conv.InSize, nameof(x));
+        Require(w.Length, (long)conv.OutChannels * conv.ColumnRows, nameof(w));
+        Require(bias.Length, conv.OutChannels, nameof(bias));
+        Require(pooled.Length, (long)batch * pool.OutSize, nameof(pooled));
+        if (!argmax.IsEmpty) Require(argmax.Length, (long)batch * pool.OutSize, nameof(argmax));
+        var job = new BlockJob { Conv = conv, Pool = pool, X = x, W = w, Bias = bias, Pooled = pooled, Argmax = argmax };
+        CpuWorkers.Run(ref job, &ForwardReluMaxPoolSamples, batch, align: 1);
+    }
+
+    /// <summary>
+    /// Whether <see cref="ForwardReluMaxPool"/> and <see cref="BackwardWeightThroughMaxPool"/> run fused (the default) or
+    /// as their steps one after another through the unpooled buffers. Internal: for tests and benchmarks that compare
+    /// the two.
+    /// </summary>
+    internal static bool FuseBlocks = true;
+
+    /// <summary>The bias-and-ReLU epilogue over whole samples of a convolution's output (the unfused block).</summary>
+    private ref struct BiasRelu : IElementwise
+    {
+        public Span<float> Y;
+        public ReadOnlySpan<float> Bias;
+        public int Channels, Pixels;
+
+        public void Run(int start, int end)
+        {
+            int size = Channels * Pixels;
+            for (int o = start / size; o < end / size; o++) AddBiasRelu(Y.Slice(o * size, size), Bias, Channels, Pixels);
+        }
+    }
+
+    private static void Require(int length, long needed, string name)
+    {
+        if (length < needed)
+            throw new ArgumentException($"{name} has {length} elements; this batch and window need at least {needed}.", name);
+    }
+
+    /// <summary>A fused convolution block's operands (<see cref="ForwardReluMaxPool"/>, <see cref="BackwardWeightThroughMaxPool"/>).</summary>
+    private ref struct BlockJob
+    {
+        public Window2d Conv, Pool;
+        public ReadOnlySpan<float> X, W, Bias, DPooled, Gate;
+        public Span<float> Pooled, Dw, PlaneSums;
+        public Span<int> Argmax;
+        public int Batch;
+    }
+
+    private static void ForwardReluMaxPoolSamples(ref BlockJob j, int b0, int b1)
+    {
+        var g = j.Conv;
+        bool pointwise = g.Kernel == 1 && g.Stride == 1 && g.Padding == 0;
+        Span<float> col = pointwise ? default : ThreadBuffer<ColumnMatrix, float>.Get(ScratchSize(g));
+        Span<float> y = ThreadBuffer<BlockOutput, float>.Get(g.OutSize);
+        for (int b = b0; b < b1; b++)
+        {
+            ReadOnlySpan<float> xb = j.X.Slice(b * g.InSize, g.InSize);
+            ReadOnlySpan<float> columns = xb;
+            if (!pointwise)
+            {
+                Im2Col(g, xb, col, 0, g.ColumnRows);
+                columns = col;
+            }
+            Gemm.Multiply(false, false, g.OutChannels, g.OutPixels, g.ColumnRows, j.W, columns, y, accumulate: false);
+            AddBiasRelu(y, j.Bias, g.OutChannels, g.OutPixels);
+            Pooling.MaxForwardSample(j.Pool, y, j.Pooled.Slice(b * j.Pool.OutSize, j.Pool.OutSize),
+                j.Argmax.IsEmpty ? default : j.Argmax.Slice(b * j.Pool.OutSize, j.Pool.OutSize));
+        }
+    }
+
+    /// <summary>
+    /// <c>y = max(y + bias[c], 0)</c> over each channel's plane, with the arithmetic of the generated epilogue it
+    /// replaces: whole vectors, then <see cref="Math.Max(float, float)"/> for the plane's tail.
+    /// </summary>
+    private static void AddBiasRelu(Span<float> y, ReadOnlySpan<float> bias, int channels, int pixels)
+    {
+        for (int c = 0; c < channels; c++)
+        {
+            float r1 = bias[c];
+            var v1 = new Vector<float>(r1);
+            int i = c * pixels, stop = i + pixels;
+            for (; i <= stop - Vector<float>.Count; i += Vector<float>.Count)
+                Lanes.Store(y, i, Lanes.Relu(Lanes.Load((ReadOnlySpan<float>)y, i) + v1));
+            for (; i < stop; i++) y[i] = Math.Max(y[i] + r1, 0.0f);
+        }
+    }
+
+    /// <summary>
+    /// The first convolution block's backward, fused per sample: the gated max-pooling gradient (see
+    /// <see cref="Pooling.MaxBackward{T}"/>) of each sample goes to a per-thread buffer, from which the bias gradient
+    /// <c>db (+)= Σ dY</c> (unless <paramref name="db"/> is empty) and the weight gradient <c>dW (+)= Σ_b dY[b] · im2col(x[b])ᵀ</c> are taken while it is in
+    /// cache; <paramref name="dy"/> (the unpooled gradient) is not written. This applies where the column matrix has too few rows to split
+    /// over the threads (<see cref="BackwardWeight{T}"/>'s blocks of samples); elsewhere, or without a SIMD GEMM, the
+    /// three steps run one after another through <paramref name="dy"/>. Either way the gradients are bit for bit
+    /// those of <see cref="Pooling.MaxBackward{T}"/>, <see cref="Rows.SumToChannels{T}"/> and
+    /// <see cref="BackwardWeight{T}"/> in turn, whatever the number of threads.
+    /// </summary>
+    public static void BackwardWeightThroughMaxPool(in Window2d conv, in Window2d pool, int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> dPooled,
+        ReadOnlySpan<int> argmax, ReadOnlySpan<float> gate, Span<float> dy, Span<float> dw, bool accumulate, Span<float> db, bool biasAccumulate)
+    {
+        if (pool.InChannels != conv.OutChannels || pool.InHeight != conv.OutHeight || pool.InWidth != conv.OutWidth)
+            throw new ArgumentException($"The pooling reads [{pool.InChannels}, {pool.InHeight}, {pool.InWidth}] per sample; the convolution writes [{conv.OutChannels}, {conv.OutHeight}, {conv.OutWidth}].", nameof(pool));
+        if (!(FuseBlocks && Sgemm.IsAccelerated && conv.ColumnRows < 16 && batch >= 2 * SampleBlock))
+        {
+            Pooling.MaxBackward(pool, batch, dPooled, argmax, dy, accumulate: false, gate);
+            if (!db.IsEmpty) Rows.SumToChannels(batch, conv.OutChannels, conv.OutPixels, dy, db, biasAccumulate);
+            BackwardWeight(conv, batch, x, dy, dw, accumulate);
+            return;
+        }
+        Require(x.Length, (long)batch * conv.InSize, nameof(x));
+        Require(dPooled.Length, (long)batch * pool.OutSize, nameof(dPooled));
+        Require(argmax.Length, (long)batch * pool.OutSize, nameof(argmax));
+        if (!gate.IsEmpty) Require(gate.Length, (long)batch * pool.OutSize, nameof(gate));
+        int size = conv.OutChannels * conv.ColumnRows, blocks = (batch + SampleBlock - 1) / SampleBlock;
+        Require(dw.Length, size, nameof(dw));
+        if (!db.IsEmpty) Require(db.Length, conv.OutChannels, nameof(db));
+        var job = new BlockJob
+        {
+            Conv = conv, Pool = pool, X = x, DPooled = dPooled, Gate = gate, Batch = batch,
+            Argmax = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(argmax), argmax.Length),
+            PlaneSums = db.IsEmpty ? default : ThreadBuffer<PlaneSumBuffer, float>.Get(batch * conv.OutChannels),
+        };
+        var partials = ThreadBuffer<PartialSums, float>.Get(blocks * size);
+        job.Dw = partials;
+        CpuWorkers.Run(ref job, &BackwardWeightThroughMaxPoolBlocks, blocks, align: 1);
+        // The weight gradient: the blocks' sums added in block order, as BackwardWeightBySamples adds them.
+        for (int e = 0; e < size; e++)
+        {
+            float sum = accumulate ? dw[e] + partials[e] : partials[e];
+            for (int blk = 1; blk < blocks; blk++) sum += partials[blk * size + e];
+            dw[e] = sum;
+        }
+        // The bias gradient: each sample's plane sums added in sample order, as SumToChannels adds them.
+        ReadOnlySpan<float> planes = job.PlaneSums;
+        for (int c = 0; !planes.IsEmpty && c < conv.OutChannels; c++)
+        {
+            float sum = biasAccumulate ? db[c] : 0f;
+            for (int b = 0; b < batch; b++) sum += planes[b * conv.OutChannels + c];
+            db[c] = sum;
+        }
+    }
+
+    private static void BackwardWeightThroughMaxPoolBlocks(ref BlockJob j, int blk0, int blk1)
+    {
+        var g = j.Conv;
+        var pool = j.Pool;
+        int size = g.OutChannels * g.ColumnRows;
+        Span<float> col = ThreadBuffer<ColumnMatrix, float>.Get(ScratchSize(g));
+        Span<float> dy = ThreadBuffer<BlockOutput, float>.Get(g.OutSize);
+        fixed (float* pcol = col, pdy = dy, partials = j.Dw)
+        {
+            for (int blk = blk0; blk < blk1; blk++)
+            {
+                int first = blk * SampleBlock, last = Math.Min(j.Batch, first + SampleBlock);
+                for (int b = first; b < last; b++)
+                {
+                    int o = b * pool.OutSize;
+                    Pooling.MaxBackwardSample(pool, j.DPooled.Slice(o, pool.OutSize), j.Argmax.Slice(o, pool.OutSize), dy,
+                        j.Gate.IsEmpty ? default : j.Gate.Slice(o, pool.OutSize));
+                    for (int c = 0; c < g.OutChannels && !j.PlaneSums.IsEmpty; c++)
+                        j.PlaneSums[b * g.OutChannels + c] = Rows.Sum<float>(dy.Slice(c * g.OutPixels, g.OutPixels));
+                    Im2Col(g, j.X.Slice(b * g.InSize, g.InSize), col, 0, g.ColumnRows);
+                    Sgemm.Multiply(false, true, g.OutChannels, g.ColumnRows, g.OutPixels, pdy, g.OutPixels, pcol, g.OutPixels,
+                        partials + (long)blk * size, g.ColumnRows, accumulate: b > first);
+                }
+            }
+        }
+    }
+
     private ref struct Job<T, TEpilogue>
         where T : unmanaged
         where TEpilogue : IElementwise, allows ref struct
@@ -387,6 +577,10 @@ public static unsafe class Convolution
     private struct ColumnMatrix;
 
     private struct PartialSums;
+
+    private struct BlockOutput;
+
+    private struct PlaneSumBuffer;
 
     /// <summary>
     /// A buffer per thread and use (<typeparamref name="TUse"/>: column matrices, partial sums), grown to the

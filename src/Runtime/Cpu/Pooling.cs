@@ -24,6 +24,30 @@ public static unsafe class Pooling
         CpuWorkers.Run(ref job, &MaxForwardSamples<T>, batch, align: 1);
     }
 
+    /// <summary>
+    /// One sample of <see cref="MaxForward{T}"/> on the calling thread (a fused convolution block's pooling): the
+    /// same kernels, so the same outputs and positions. The spans are that sample's.
+    /// </summary>
+    internal static void MaxForwardSample(in Window2d g, ReadOnlySpan<float> x, Span<float> y, Span<int> argmax)
+    {
+        Require(x.Length, g.InSize, nameof(x));
+        Require(y.Length, g.OutSize, nameof(y));
+        if (!argmax.IsEmpty) Require(argmax.Length, g.OutSize, nameof(argmax));
+        var job = new Job<float> { G = g, X = x, Y = y, Indices = argmax };
+        MaxForwardSamples(ref job, 0, 1);
+    }
+
+    /// <summary>One sample of <see cref="MaxBackward{T}"/> (not accumulating) on the calling thread; the spans are that sample's.</summary>
+    internal static void MaxBackwardSample(in Window2d g, ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, Span<float> dx, ReadOnlySpan<float> gate)
+    {
+        Require(dy.Length, g.OutSize, nameof(dy));
+        Require(argmax.Length, g.OutSize, nameof(argmax));
+        Require(dx.Length, g.InSize, nameof(dx));
+        if (!gate.IsEmpty) Require(gate.Length, g.OutSize, nameof(gate));
+        var job = new Job<float> { G = g, Dy = dy, Indices = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(argmax), argmax.Length), Dx = dx, Gate = gate };
+        MaxBackwardSamples(ref job, 0, 1);
+    }
+
     /// <summary>The kernels below index without bounds checks: a buffer too short for the batch is refused here.</summary>
     private static void Require(int length, long needed, string name)
     {
