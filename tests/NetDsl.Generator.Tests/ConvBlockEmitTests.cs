@@ -1,6 +1,8 @@
 using System.Linq;
 using System.Text.RegularExpressions;
+using NetDsl.Generator.Graph;
 using Xunit;
+using static NetDsl.Generator.Tests.SpecBuilder;
 
 namespace NetDsl.Generator.Tests;
 
@@ -53,19 +55,47 @@ public class ConvBlockEmitTests
         Assert.Contains("Pooling.MaxBackward(", code);
     }
 
+    [Fact]
+    public void ABlockWhosePooledOutputReusesItsInputsMemoryKeepsItsSteps()
+    {
+        // Inference: conv2's input (conv1's ReLU) dies at conv2, so the memory plan may give the pooled output its
+        // place; the fused block would then overwrite later samples' input. Training keeps that input for conv2's
+        // weight gradient, so there the block fuses.
+        var code = Generate("""
+                    x = MaxPool2d(Relu(conv2.Apply(Relu(conv1.Apply(x)))), 2);
+                    x = MaxPool2d(x, 2);
+                    return fc.Apply(Flatten(x));
+            """);
+        var inference = code.Substring(code.IndexOf("void ForwardInference(", System.StringComparison.Ordinal));
+        Assert.Equal(1, Count(code, "ForwardReluMaxPool"));
+        Assert.Equal(0, Count(inference, "ForwardReluMaxPool"));
+
+        // And that is because the plan overlaps them there (the same network through the compiler's phases).
+        var spec = new SpecBuilder().Input("x", 1, 8, 8).Conv2d("conv1", 1, 4, 3, padding: 1).Conv2d("conv2", 4, 8, 3, padding: 1).Linear("fc", 32, 3)
+            .Return(Apply("fc", Op("Flatten", Op("MaxPool2d", Op("MaxPool2d", Op("Relu", Apply("conv2", Op("Relu", Apply("conv1", Var("x"))))), ("kernel", 2)), ("kernel", 2)))));
+        var schedule = NetworkCompiler.Compile(Lowering.Lower(spec).Graph!, default).Inference;
+        var conv2 = schedule.Steps.OfType<ConvStep>().Last();
+        var pool = (PoolStep)schedule.Steps[schedule.Steps.IndexOf(conv2) + 1];
+        var (input, pooled) = (schedule.Buffers[conv2.In], schedule.Buffers[pool.Out]);
+        Assert.True(input.Offset < pooled.Offset + pooled.PerSample && pooled.Offset < input.Offset + input.PerSample,
+            $"conv2's input [{input.Offset}, +{input.PerSample}) and the pooled output [{pooled.Offset}, +{pooled.PerSample})");
+    }
+
     [Theory]
-    [InlineData("x = MaxPool2d(Tanh(conv1.Apply(x)), 2);", "Float32", "new(1, 4, kernel: 3, padding: 1)", 0)] // not a ReLU
-    [InlineData("x = MaxPool2d(Relu(conv1.Apply(x)), 2);", "Float64", "new(1, 4, kernel: 3, padding: 1)", 0)] // float only
-    [InlineData("var r = Relu(conv1.Apply(x)); x = MaxPool2d(r, 2) + MaxPool2d(r * r, 2);", "Float32", "new(1, 4, kernel: 3, padding: 1)", 0)] // r read again
+    [InlineData("x = MaxPool2d(Tanh(conv1.Apply(x)), 2);", "Float32", "new(1, 4, kernel: 3, padding: 1)", 0, 2)] // not a ReLU
+    [InlineData("x = MaxPool2d(Relu(conv1.Apply(x)), 2);", "Float64", "new(1, 4, kernel: 3, padding: 1)", 0, 0)] // float only
+    // r read again; the second block fuses in training only: in inference its pooled output takes the place of its
+    // input, which dies at the convolution (see the test above).
+    [InlineData("var r = Relu(conv1.Apply(x)); x = MaxPool2d(r, 2) + MaxPool2d(r * r, 2);", "Float32", "new(1, 4, kernel: 3, padding: 1)", 0, 1)]
     // Without a bias the forward block is not bias + ReLU, but the backward one (pooling gradient and weight gradient) is.
-    [InlineData("x = MaxPool2d(Relu(conv1.Apply(x)), 2);", "Float32", "new(1, 4, kernel: 3, padding: 1, bias: false)", 1)]
-    public void OtherFirstBlocksKeepTheirSteps(string first, string precision, string conv1, int backwardBlocks)
+    [InlineData("x = MaxPool2d(Relu(conv1.Apply(x)), 2);", "Float32", "new(1, 4, kernel: 3, padding: 1, bias: false)", 1, 2)]
+    public void OtherFirstBlocksKeepTheirSteps(string first, string precision, string conv1, int backwardBlocks, int secondBlocks)
     {
         var code = Generate(first + "\n        x = MaxPool2d(Relu(conv2.Apply(x)), 2);\n        return fc.Apply(Flatten(x));", precision, conv1);
         Assert.Equal(backwardBlocks, Count(code, "BackwardWeightThroughMaxPool"));
         if (backwardBlocks > 0) Assert.Contains("default, biasAccumulate: false);", code);
         Assert.Contains("Convolution.Forward(new global::NetDsl.Runtime.Cpu.Window2d(1, 8, 8, 4, 8, 8, 3, 1, 1)", code);
-        // The second block is fused in float wherever the first is not.
-        Assert.Equal(precision == "Float32" ? 2 : 0, Count(code, "ForwardReluMaxPool"));
+        // The second block (training and inference).
+        Assert.Equal(secondBlocks, Count(code, "ForwardReluMaxPool"));
     }
 }

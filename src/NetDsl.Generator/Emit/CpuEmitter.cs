@@ -81,7 +81,8 @@ internal sealed class CpuEmitter
         if (_t != "float" || i + 1 >= steps.Count) return 1;
         if (steps[i] is ConvStep { Pass: ConvPass.Forward, Accumulate: false, BiasGrad: < 0, StoreAccumulator: false, Epilogue: { } program } conv
             && steps[i + 1] is PoolStep { Max: true, Backward: false, Accumulate: false } pool
-            && BiasRelu(program, conv, out int bias) && pool.In == conv.AccumulatorTarget && !ReadAfter(pool.In, from + i + 1))
+            && BiasRelu(program, conv, out int bias) && pool.In == conv.AccumulatorTarget && !ReadAfter(pool.In, from + i + 1)
+            && !SharesMemory(pool.Out, conv.In))
         {
             string index = pool.Index >= 0 ? Write(pool.Index) : "default";
             call = $"global::NetDsl.Runtime.Cpu.Convolution.ForwardReluMaxPool({Window(conv.Geometry)}, {Window(pool.Geometry)}, batch, {Read(conv.In)}, {Read(conv.In2)}, "
@@ -98,6 +99,17 @@ internal sealed class CpuEmitter
             return 2;
         }
         return 1;
+    }
+
+    /// <summary>
+    /// Whether the memory plan gives two buffers overlapping memory. Separate steps may: the convolution has read
+    /// all of its input before the pooling writes. The fused block writes sample b's pooled output before it reads
+    /// sample b + 1's input, so it must not.
+    /// </summary>
+    private bool SharesMemory(int a, int b)
+    {
+        var (x, y) = (_schedule.Buffers[a], _schedule.Buffers[b]);
+        return x.IsPlanned && y.IsPlanned && x.Kind == y.Kind && x.Offset < y.Offset + y.PerSample && y.Offset < x.Offset + x.PerSample;
     }
 
     /// <summary>Whether a step after schedule index <paramref name="index"/> reads <paramref name="buffer"/>.</summary>

@@ -187,19 +187,11 @@ public static unsafe class Convolution
     private static void ForwardReluMaxPoolSamples(ref BlockJob j, int b0, int b1)
     {
         var g = j.Conv;
-        bool pointwise = g.Kernel == 1 && g.Stride == 1 && g.Padding == 0;
-        Span<float> col = pointwise ? default : ThreadBuffer<ColumnMatrix, float>.Get(ScratchSize(g));
+        Span<float> col = ColumnBuffer<float>(g);
         Span<float> y = ThreadBuffer<BlockOutput, float>.Get(g.OutSize);
         for (int b = b0; b < b1; b++)
         {
-            ReadOnlySpan<float> xb = j.X.Slice(b * g.InSize, g.InSize);
-            ReadOnlySpan<float> columns = xb;
-            if (!pointwise)
-            {
-                Im2Col(g, xb, col, 0, g.ColumnRows);
-                columns = col;
-            }
-            Gemm.Multiply(false, false, g.OutChannels, g.OutPixels, g.ColumnRows, j.W, columns, y, accumulate: false);
+            ConvolveSample(g, j.X.Slice(b * g.InSize, g.InSize), j.W, col, y);
             AddBiasRelu(y, j.Bias, g.OutChannels, g.OutPixels);
             Pooling.MaxForwardSample(j.Pool, y, j.Pooled.Slice(b * j.Pool.OutSize, j.Pool.OutSize),
                 j.Argmax.IsEmpty ? default : j.Argmax.Slice(b * j.Pool.OutSize, j.Pool.OutSize));
@@ -324,20 +316,29 @@ public static unsafe class Convolution
         where TEpilogue : IElementwise, allows ref struct
     {
         var g = j.G;
-        bool pointwise = g.Kernel == 1 && g.Stride == 1 && g.Padding == 0;
-        Span<T> col = pointwise ? default : ThreadBuffer<ColumnMatrix, T>.Get(ScratchSize(g));
+        Span<T> col = ColumnBuffer<T>(g);
         for (int b = b0; b < b1; b++)
         {
-            ReadOnlySpan<T> xb = j.In.Slice(b * g.InSize, g.InSize);
-            ReadOnlySpan<T> columns = xb;
-            if (!pointwise)
-            {
-                Im2Col(g, xb, col, 0, g.ColumnRows);
-                columns = col;
-            }
-            Gemm.Multiply(false, false, g.OutChannels, g.OutPixels, g.ColumnRows, j.Weights, columns, j.Out.Slice(b * g.OutSize, g.OutSize), accumulate: false);
+            ConvolveSample(g, j.In.Slice(b * g.InSize, g.InSize), j.Weights, col, j.Out.Slice(b * g.OutSize, g.OutSize));
             j.Epilogue.Run(b * g.OutSize, (b + 1) * g.OutSize);
         }
+    }
+
+    /// <summary>This thread's column buffer for <paramref name="g"/>; empty for a 1×1 convolution, which multiplies its input as it is.</summary>
+    private static Span<T> ColumnBuffer<T>(in Window2d g) where T : unmanaged
+        => g.Kernel == 1 && g.Stride == 1 && g.Padding == 0 ? default : ThreadBuffer<ColumnMatrix, T>.Get(ScratchSize(g));
+
+    /// <summary><c>y = W · im2col(x)</c> for one sample, through <paramref name="col"/> (<see cref="ColumnBuffer{T}"/>; empty: x itself).</summary>
+    private static void ConvolveSample<T>(in Window2d g, ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> col, Span<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ReadOnlySpan<T> columns = x;
+        if (!col.IsEmpty)
+        {
+            Im2Col(g, x, col, 0, g.ColumnRows);
+            columns = col;
+        }
+        Gemm.Multiply(false, false, g.OutChannels, g.OutPixels, g.ColumnRows, w, columns, y, accumulate: false);
     }
 
     private static void BackwardDataSamples<T, TEpilogue>(ref Job<T, TEpilogue> j, int b0, int b1)
