@@ -81,14 +81,30 @@ public static unsafe class Convolution
         int size = g.OutChannels * g.ColumnRows, blocks = (j.Batch + SampleBlock - 1) / SampleBlock;
         j.Partials = ThreadBuffer<PartialSums, float>.Get(blocks * size);
         CpuWorkers.Run(ref j, &BackwardWeightBlocks<T>, blocks, align: 1);
-        var dw = MemoryMarshal.Cast<T, float>(j.Out).Slice(0, size);
-        ReadOnlySpan<float> partials = j.Partials;
+        AddBlocks(j.Partials, blocks, MemoryMarshal.Cast<T, float>(j.Out).Slice(0, size), j.Accumulate);
+    }
+
+    /// <summary><c>dw (+)= Σ partials[blk]</c>, the blocks' weight-gradient sums added in block order.</summary>
+    private static void AddBlocks(ReadOnlySpan<float> partials, int blocks, Span<float> dw, bool accumulate)
+    {
+        int size = dw.Length;
         for (int e = 0; e < size; e++)
         {
-            float sum = j.Accumulate ? dw[e] + partials[e] : partials[e];
+            float sum = accumulate ? dw[e] + partials[e] : partials[e];
             for (int blk = 1; blk < blocks; blk++) sum += partials[blk * size + e];
             dw[e] = sum;
         }
+    }
+
+    /// <summary>
+    /// One sample's term of a block's weight gradient, <c>partial (+)= dY[b] · im2col(x[b])ᵀ</c> (overwriting for the
+    /// block's first sample), through this thread's column buffer <paramref name="col"/>.
+    /// </summary>
+    private static void AddSampleTerm(in Window2d g, ReadOnlySpan<float> xb, float* dyb, Span<float> col, float* partial, bool first)
+    {
+        Im2Col(g, xb, col, 0, g.ColumnRows);
+        fixed (float* pcol = col)
+            Sgemm.Multiply(false, true, g.OutChannels, g.ColumnRows, g.OutPixels, dyb, g.OutPixels, pcol, g.OutPixels, partial, g.ColumnRows, accumulate: !first);
     }
 
     // Each worker sums whole blocks of samples into their own partial gradients, in sample order within a block.
@@ -100,17 +116,13 @@ public static unsafe class Convolution
         Span<float> col = ThreadBuffer<ColumnMatrix, float>.Get(ScratchSize(g));
         var x = MemoryMarshal.Cast<T, float>(j.In);
         var dy = MemoryMarshal.Cast<T, float>(j.Weights);
-        fixed (float* pcol = col, pdy = dy, partials = j.Partials)
+        fixed (float* pdy = dy, partials = j.Partials)
         {
             for (int blk = blk0; blk < blk1; blk++)
             {
                 int first = blk * SampleBlock, last = Math.Min(j.Batch, first + SampleBlock);
                 for (int b = first; b < last; b++)
-                {
-                    Im2Col(g, x.Slice(b * g.InSize, g.InSize), col, 0, g.ColumnRows);
-                    Sgemm.Multiply(false, true, g.OutChannels, g.ColumnRows, g.OutPixels, pdy + (long)b * g.OutSize, g.OutPixels, pcol, g.OutPixels,
-                        partials + (long)blk * size, g.ColumnRows, accumulate: b > first);
-                }
+                    AddSampleTerm(g, x.Slice(b * g.InSize, g.InSize), pdy + (long)b * g.OutSize, col, partials + (long)blk * size, b == first);
             }
         }
     }
@@ -128,8 +140,7 @@ public static unsafe class Convolution
     public static void ForwardReluMaxPool(in Window2d conv, in Window2d pool, int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias,
         Span<float> y, Span<float> pooled, Span<int> argmax)
     {
-        if (pool.InChannels != conv.OutChannels || pool.InHeight != conv.OutHeight || pool.InWidth != conv.OutWidth)
-            throw new ArgumentException($"The pooling reads [{pool.InChannels}, {pool.InHeight}, {pool.InWidth}] per sample; the convolution writes [{conv.OutChannels}, {conv.OutHeight}, {conv.OutWidth}].", nameof(pool));
+        RequirePoolsConvolution(conv, pool);
         if (!FuseBlocks)
         {
             Require(bias.Length, conv.OutChannels, nameof(bias));
@@ -168,10 +179,13 @@ public static unsafe class Convolution
         }
     }
 
-    private static void Require(int length, long needed, string name)
+    private static void Require(int length, long needed, string name) => Pooling.Require(length, needed, name);
+
+    /// <summary>Refuses a pooling window that does not read what the convolution writes per sample.</summary>
+    private static void RequirePoolsConvolution(in Window2d conv, in Window2d pool)
     {
-        if (length < needed)
-            throw new ArgumentException($"{name} has {length} elements; this batch and window need at least {needed}.", name);
+        if (pool.InChannels != conv.OutChannels || pool.InHeight != conv.OutHeight || pool.InWidth != conv.OutWidth)
+            throw new ArgumentException($"The pooling reads [{pool.InChannels}, {pool.InHeight}, {pool.InWidth}] per sample; the convolution writes [{conv.OutChannels}, {conv.OutHeight}, {conv.OutWidth}].", nameof(pool));
     }
 
     /// <summary>A fused convolution block's operands (<see cref="ForwardReluMaxPool"/>, <see cref="BackwardWeightThroughMaxPool"/>).</summary>
@@ -228,8 +242,7 @@ public static unsafe class Convolution
     public static void BackwardWeightThroughMaxPool(in Window2d conv, in Window2d pool, int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> dPooled,
         ReadOnlySpan<int> argmax, ReadOnlySpan<float> gate, Span<float> dy, Span<float> dw, bool accumulate, Span<float> db, bool biasAccumulate)
     {
-        if (pool.InChannels != conv.OutChannels || pool.InHeight != conv.OutHeight || pool.InWidth != conv.OutWidth)
-            throw new ArgumentException($"The pooling reads [{pool.InChannels}, {pool.InHeight}, {pool.InWidth}] per sample; the convolution writes [{conv.OutChannels}, {conv.OutHeight}, {conv.OutWidth}].", nameof(pool));
+        RequirePoolsConvolution(conv, pool);
         if (!(FuseBlocks && Sgemm.IsAccelerated && conv.ColumnRows < 16 && batch >= 2 * SampleBlock))
         {
             Pooling.MaxBackward(pool, batch, dPooled, argmax, dy, accumulate: false, gate);
@@ -250,16 +263,10 @@ public static unsafe class Convolution
             Argmax = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(argmax), argmax.Length),
             PlaneSums = db.IsEmpty ? default : ThreadBuffer<PlaneSumBuffer, float>.Get(batch * conv.OutChannels),
         };
-        var partials = ThreadBuffer<PartialSums, float>.Get(blocks * size);
-        job.Dw = partials;
+        job.Dw = ThreadBuffer<PartialSums, float>.Get(blocks * size);
         CpuWorkers.Run(ref job, &BackwardWeightThroughMaxPoolBlocks, blocks, align: 1);
-        // The weight gradient: the blocks' sums added in block order, as BackwardWeightBySamples adds them.
-        for (int e = 0; e < size; e++)
-        {
-            float sum = accumulate ? dw[e] + partials[e] : partials[e];
-            for (int blk = 1; blk < blocks; blk++) sum += partials[blk * size + e];
-            dw[e] = sum;
-        }
+        // The weight gradient as BackwardWeightBySamples adds it.
+        AddBlocks(job.Dw, blocks, dw.Slice(0, size), accumulate);
         // The bias gradient: each sample's plane sums added in sample order, as SumToChannels adds them.
         ReadOnlySpan<float> planes = job.PlaneSums;
         for (int c = 0; !planes.IsEmpty && c < conv.OutChannels; c++)
@@ -277,7 +284,7 @@ public static unsafe class Convolution
         int size = g.OutChannels * g.ColumnRows;
         Span<float> col = ThreadBuffer<ColumnMatrix, float>.Get(ScratchSize(g));
         Span<float> dy = ThreadBuffer<BlockOutput, float>.Get(g.OutSize);
-        fixed (float* pcol = col, pdy = dy, partials = j.Dw)
+        fixed (float* pdy = dy, partials = j.Dw)
         {
             for (int blk = blk0; blk < blk1; blk++)
             {
@@ -287,11 +294,10 @@ public static unsafe class Convolution
                     int o = b * pool.OutSize;
                     Pooling.MaxBackwardSample(pool, j.DPooled.Slice(o, pool.OutSize), j.Argmax.Slice(o, pool.OutSize), dy,
                         j.Gate.IsEmpty ? default : j.Gate.Slice(o, pool.OutSize));
-                    for (int c = 0; c < g.OutChannels && !j.PlaneSums.IsEmpty; c++)
-                        j.PlaneSums[b * g.OutChannels + c] = Rows.Sum<float>(dy.Slice(c * g.OutPixels, g.OutPixels));
-                    Im2Col(g, j.X.Slice(b * g.InSize, g.InSize), col, 0, g.ColumnRows);
-                    Sgemm.Multiply(false, true, g.OutChannels, g.ColumnRows, g.OutPixels, pdy, g.OutPixels, pcol, g.OutPixels,
-                        partials + (long)blk * size, g.ColumnRows, accumulate: b > first);
+                    if (!j.PlaneSums.IsEmpty)
+                        for (int c = 0; c < g.OutChannels; c++)
+                            j.PlaneSums[b * g.OutChannels + c] = Rows.Sum<float>(dy.Slice(c * g.OutPixels, g.OutPixels));
+                    AddSampleTerm(g, j.X.Slice(b * g.InSize, g.InSize), pdy, col, partials + (long)blk * size, b == first);
                 }
             }
         }

@@ -48,8 +48,11 @@ public static unsafe class Pooling
         MaxBackwardSamples(ref job, 0, 1);
     }
 
-    /// <summary>The kernels below index without bounds checks: a buffer too short for the batch is refused here.</summary>
-    private static void Require(int length, long needed, string name)
+    /// <summary>
+    /// The kernels below index without bounds checks: a buffer too short for the batch is refused here (and by the
+    /// fused convolution blocks, which call these kernels per sample).
+    /// </summary>
+    internal static void Require(int length, long needed, string name)
     {
         if (length < needed)
             throw new ArgumentException($"{name} has {length} elements; this batch and window need at least {needed}.", name);
