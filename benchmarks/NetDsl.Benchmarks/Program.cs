@@ -71,29 +71,17 @@ static class Quick
         // NAME-whole: the batch runs whole on the calling thread (each kernel splitting what it splits), not split
         // over the threads by samples: the runtime's internal switch (BatchSplit.Enabled), reached through reflection.
         // NAME-unfused: convolution blocks run step by step through memory (Convolution.FuseBlocks off).
-        const string unfused = "-unfused";
-        if (name.EndsWith(unfused, StringComparison.Ordinal))
+        foreach (var (suffix, type, field) in new[] { ("-unfused", "NetDsl.Runtime.Cpu.Convolution", "FuseBlocks"), ("-whole", "NetDsl.Runtime.BatchSplit", "Enabled") })
         {
-            var inner = Pick(name[..^unfused.Length]);
-            var fuse = typeof(NetDsl.Runtime.Cpu.Convolution).GetField("FuseBlocks", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
+            if (!name.EndsWith(suffix, StringComparison.Ordinal)) continue;
+            var inner = Pick(name[..^suffix.Length]);
+            var flag = typeof(NetDsl.Runtime.CompiledNetwork<float>).Assembly.GetType(type)!
+                .GetField(field, System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
             return () =>
             {
-                fuse.SetValue(null, false);
+                flag.SetValue(null, false);
                 try { inner(); }
-                finally { fuse.SetValue(null, true); }
-            };
-        }
-        const string whole = "-whole";
-        if (name.EndsWith(whole, StringComparison.Ordinal))
-        {
-            var inner = Pick(name[..^whole.Length]);
-            var split = typeof(NetDsl.Runtime.CompiledNetwork<float>).Assembly.GetType("NetDsl.Runtime.BatchSplit")!
-                .GetField("Enabled", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
-            return () =>
-            {
-                split.SetValue(null, false);
-                try { inner(); }
-                finally { split.SetValue(null, true); }
+                finally { flag.SetValue(null, true); }
             };
         }
         return name switch
